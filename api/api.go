@@ -1,0 +1,60 @@
+// Package api holds the wire types of the HTTP API, shared by the server (producer)
+// and its clients (deployer submit, tests).
+package api
+
+import (
+	"time"
+
+	"github.com/deployer-dev/deployer/jobs"
+)
+
+// UploadResponse answers POST /projects.
+type UploadResponse struct {
+	ProjectID string `json:"project_id"`
+	PathURL   string `json:"path_url"`
+}
+
+// DeployRequest is the body of POST /deploy.
+type DeployRequest struct {
+	PathURL         string   `json:"path_url"`
+	Framework       string   `json:"framework"`
+	Network         string   `json:"network,omitempty"`
+	Script          string   `json:"script,omitempty"`
+	Contract        string   `json:"contract,omitempty"`
+	ConstructorArgs []string `json:"constructor_args,omitempty"`
+}
+
+// DeployResponse answers POST /deploy.
+type DeployResponse struct {
+	JobID     string `json:"job_id"`
+	Status    string `json:"status"`
+	StatusURL string `json:"status_url"`
+}
+
+// Job answers GET /deploy/<id>. The first eight keys are always present, null where
+// they do not apply.
+type Job struct {
+	JobID     string        `json:"job_id"`
+	Status    jobs.Status   `json:"status"`
+	Framework string        `json:"framework"`
+	Network   string        `json:"network"`
+	Result    *jobs.Result  `json:"result"`
+	Error     *string       `json:"error"`
+	Timings   *jobs.Timings `json:"timings_ms"`
+	Cache     *jobs.Cache   `json:"cache"`
+
+	Step            string     `json:"step,omitempty"`
+	Project         string     `json:"project"`
+	Target          string     `json:"target,omitempty"`
+	Attempts        int        `json:"attempts"`
+	Worker          string     `json:"worker,omitempty"`
+	CancelRequested bool       `json:"cancel_requested,omitempty"`
+	CreatedAt       time.Time  `json:"created_at"`
+	StartedAt       *time.Time `json:"started_at"`
+	FinishedAt      *time.Time `json:"finished_at"`
+}
+
+// Error is the body of every 4xx and 5xx answer.
+type Error struct {
+	Error string `json:"error"`
+}

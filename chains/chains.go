@@ -1,0 +1,215 @@
+// Package chains runs the chains deployments go to: one anvil container per managed
+// network (local or fork) per engine. A chain belongs to its engine, not to the
+// worker that started it: any worker on the engine adopts it, checks it answers before
+// use, and replaces it when it died.
+package chains
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/deployer-dev/deployer/cache"
+	"github.com/deployer-dev/deployer/engine"
+	"github.com/deployer-dev/deployer/networks"
+)
+
+// Where anvil listens inside its container, and where its IPC socket is.
+const (
+	rpcPort = 8545
+	ipcDir  = "/ipc"
+	// IPCPath is the chain's socket as job containers see it.
+	IPCPath = ipcDir + "/anvil.ipc"
+)
+
+// AnvilSender is anvil's first default account, the deployer on managed chains. Its
+// account is unlocked on anvil, so no key is needed to send from it.
+const AnvilSender = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+
+// ImageResolver gives the runner image anvil runs in.
+type ImageResolver interface {
+	Resolve(ctx context.Context) (cache.Resolved, error)
+}
+
+// Supervisor keeps the managed chains of one engine.
+type Supervisor struct {
+	eng        *engine.Engine
+	images     ImageResolver
+	publicHost string
+	log        *slog.Logger
+	mu         sync.Mutex // one Ensure per process at a time; chains are few
+}
+
+// NewSupervisor returns the supervisor of an engine's chains. publicHost is how
+// users reach the engine's host.
+func NewSupervisor(eng *engine.Engine, images ImageResolver, publicHost string, log *slog.Logger) *Supervisor {
+	return &Supervisor{eng: eng, images: images, publicHost: publicHost, log: log}
+}
+
+// Chain is a running, answering chain.
+type Chain struct {
+	Network     networks.Network
+	ContainerID string
+	// IPCVolume holds the chain's socket; job containers mount it read-only and reach
+	// the chain through it and through nothing else.
+	IPCVolume string
+	// WorkerRPC is how this worker reaches the chain; PublicRPC is how users do.
+	WorkerRPC string
+	PublicRPC string
+	StartedAt time.Time
+}
+
+// DockerNetwork is the Docker network chains are on.
+func DockerNetwork(instance string) string {
+	if instance == "default" {
+		return "deployer-network"
+	}
+	return "deployer-network-" + instance
+}
+
+func (s *Supervisor) containerName(n networks.Network) string {
+	return "deployer-" + s.eng.Instance() + "-chain-" + n.Name
+}
+
+func (s *Supervisor) volumeName(n networks.Network) string {
+	return s.containerName(n) + "-ipc"
+}
+
+// ErrUnhealthy says a chain does not answer as it should.
+var ErrUnhealthy = errors.New("chain unhealthy")
+
+// Ensure returns the network's chain on this engine, starting it, or replacing a
+// dead one, as needed.
+func (s *Supervisor) Ensure(ctx context.Context, n networks.Network) (*Chain, error) {
+	if !n.Managed() {
+		return nil, fmt.Errorf("network %s is not a managed chain", n.Name)
+	}
+	if err := n.Available(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	name := s.containerName(n)
+	for attempt := 0; attempt < 3; attempt++ {
+		c, err := s.eng.InspectContainer(ctx, name)
+		switch {
+		case errors.Is(err, engine.ErrNotFound):
+			if err := s.start(ctx, n); err != nil && !errors.Is(err, engine.ErrConflict) {
+				return nil, err
+			}
+			// Started here or by another worker: wait for it to answer.
+			c, err = s.eng.InspectContainer(ctx, name)
+			if err != nil {
+				return nil, err
+			}
+		case err != nil:
+			return nil, err
+		}
+		if !s.eng.Ours(c.Labels) {
+			return nil, fmt.Errorf("container %s exists but is not ours: %w", name, engine.ErrNotOurs)
+		}
+		chain := s.chainOf(n, c)
+		if c.Running {
+			if err := s.waitHealthy(ctx, chain, 30*time.Second); err == nil {
+				return chain, nil
+			} else if ctx.Err() != nil {
+				return nil, err
+			} else {
+				s.log.Warn("chain does not answer; replacing it", "network", n.Name, "container", c.ID[:12], "error", err)
+			}
+		} else {
+			s.log.Warn("chain is not running; replacing it", "network", n.Name, "container", c.ID[:12], "state", c.State)
+		}
+		if err := s.eng.RemoveContainer(ctx, c.ID); err != nil {
+			return nil, err
+		}
+	}
+	return nil, fmt.Errorf("chain %s: %w after 3 attempts", n.Name, ErrUnhealthy)
+}
+
+func (s *Supervisor) chainOf(n networks.Network, c engine.Container) *Chain {
+	port := c.HostPorts[rpcPort]
+	return &Chain{
+		Network:     n,
+		ContainerID: c.ID,
+		IPCVolume:   s.volumeName(n),
+		WorkerRPC:   "http://127.0.0.1:" + strconv.Itoa(port),
+		PublicRPC:   "http://" + s.publicHost + ":" + strconv.Itoa(port),
+		StartedAt:   c.StartedAt,
+	}
+}
+
+// start creates the chain's container. ErrConflict says another worker did first.
+func (s *Supervisor) start(ctx context.Context, n networks.Network) error {
+	img, err := s.images.Resolve(ctx)
+	if err != nil {
+		return err
+	}
+	netName := DockerNetwork(s.eng.Instance())
+	if err := s.eng.EnsureNetwork(ctx, netName, s.eng.Labels(engine.RoleNetwork, nil)); err != nil {
+		return err
+	}
+	labels := map[string]string{engine.LabelNetwork: n.Name}
+	if err := s.eng.EnsureVolume(ctx, s.volumeName(n), s.eng.Labels(engine.RoleChainIPC, labels)); err != nil {
+		return err
+	}
+	// A socket left by a previous anvil would stop the new one from listening.
+	cmd := fmt.Sprintf("rm -f %s && exec anvil --host 0.0.0.0 --port %d --chain-id %d --ipc %s",
+		IPCPath, rpcPort, n.ChainID, IPCPath)
+	var env []string
+	if n.Type == networks.Fork {
+		// The upstream URL may hold a key: it goes in the environment, not the
+		// command line that process listings show.
+		env = append(env, "ETH_RPC_URL="+n.ForkURL())
+		if n.ForkBlock > 0 {
+			cmd += " --fork-block-number " + strconv.FormatUint(n.ForkBlock, 10)
+		}
+	}
+	id, err := s.eng.CreateContainer(ctx, engine.ContainerSpec{
+		Name:    s.containerName(n),
+		Image:   img.ID,
+		Cmd:     []string{"sh", "-c", cmd},
+		Env:     env,
+		Labels:  s.eng.Labels(engine.RoleChain, labels),
+		Tmpfs:   map[string]string{"/tmp": "size=512m,uid=10001,gid=10001,mode=0700"},
+		Mounts:  []engine.Mount{{Volume: s.volumeName(n), Target: ipcDir}},
+		Network: netName,
+		Aliases: []string{"chain-" + n.Name},
+		Ports:   map[int]int{rpcPort: n.Port},
+		Memory:  2 << 30,
+		Pids:    256,
+		Init:    true,
+	})
+	if err != nil {
+		return err
+	}
+	s.log.Info("started chain", "network", n.Name, "type", n.Type, "container", id[:12])
+	return nil
+}
+
+// waitHealthy polls eth_chainId until the chain answers with its chain id.
+func (s *Supervisor) waitHealthy(ctx context.Context, c *Chain, limit time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	rpc := NewRPC(c.WorkerRPC)
+	var last error
+	for {
+		id, err := rpc.ChainID(ctx)
+		if err == nil && id == c.Network.ChainID {
+			return nil
+		}
+		if err == nil {
+			err = fmt.Errorf("chain id %d, expected %d", id, c.Network.ChainID)
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %v", ErrUnhealthy, last)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

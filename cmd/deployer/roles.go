@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/deployer-dev/deployer/cache"
+	"github.com/deployer-dev/deployer/chains"
+	"github.com/deployer-dev/deployer/config"
+	"github.com/deployer-dev/deployer/deployment"
+	"github.com/deployer-dev/deployer/engine"
+	"github.com/deployer-dev/deployer/jobs"
+	"github.com/deployer-dev/deployer/localredis"
+	"github.com/deployer-dev/deployer/lock"
+	"github.com/deployer-dev/deployer/networks"
+	"github.com/deployer-dev/deployer/producer"
+	"github.com/deployer-dev/deployer/projects"
+	"github.com/deployer-dev/deployer/redact"
+	"github.com/deployer-dev/deployer/registry"
+	"github.com/deployer-dev/deployer/runner"
+	"github.com/deployer-dev/deployer/scheduler"
+	"github.com/deployer-dev/deployer/tasks"
+	"github.com/deployer-dev/deployer/worker"
+)
+
+type role int
+
+const (
+	roleAPI role = 1 << iota
+	roleWorker
+	roleScheduler
+)
+
+// projectTTL is how long an uploaded project is kept after its last use.
+const projectTTL = 24 * time.Hour
+
+// runRoles wires and runs the roles until ctx ends, then stops them all.
+func runRoles(ctx context.Context, cfg config.Config, log *slog.Logger, roles role) error {
+	redisURL := cfg.RedisURL
+	if redisURL == "" {
+		if roles != roleAPI|roleWorker|roleScheduler {
+			return errors.New("REDIS_URL is required (only `deployer all` embeds a Redis)")
+		}
+		srv, err := localredis.Start()
+		if err != nil {
+			return fmt.Errorf("embedded redis: %w", err)
+		}
+		defer srv.Close()
+		redisURL = srv.URL()
+		log.Info("started embedded Redis (miniredis); set REDIS_URL to share one between processes", "addr", srv.Addr())
+	}
+	redisOpt, err := asynq.ParseRedisURI(redisURL)
+	if err != nil {
+		return fmt.Errorf("REDIS_URL: %w", err)
+	}
+	ropt, err := redis.ParseURL(redisURL)
+	if err != nil {
+		return fmt.Errorf("REDIS_URL: %w", err)
+	}
+	rdb := redis.NewClient(ropt)
+	defer rdb.Close()
+	nets, err := networks.Load(cfg.NetworksFile)
+	if err != nil {
+		return err
+	}
+	ns := tasks.Namespace{Instance: cfg.Instance}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	run := func(name string, fn func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(ctx); err != nil {
+				errs <- fmt.Errorf("%s: %w", name, err)
+				cancel()
+			}
+		}()
+	}
+	if roles&roleWorker != 0 {
+		w, closeWorker, err := newWorker(ctx, cfg, rdb, redisOpt, ns, nets, log)
+		if err != nil {
+			return err
+		}
+		defer closeWorker()
+		run("worker", w.Run)
+	}
+	if roles&roleAPI != 0 {
+		ln, err := net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			return fmt.Errorf("HTTP_ADDR: %w", err)
+		}
+		a := producer.New(producer.Config{
+			ProjectsRoot:    cfg.ProjectsRoot,
+			MaxProjectBytes: cfg.MaxProjectBytes,
+			ProjectTTL:      projectTTL,
+			Limits:          projects.DefaultLimits,
+			JobTimeout:      cfg.JobTimeout.D(),
+			JobRetention:    cfg.JobRetention.D(),
+			JobMaxRetry:     cfg.JobMaxRetry,
+		}, rdb, redisOpt, ns, nets, log.With("component", "api"))
+		defer a.Close()
+		run("api", func(ctx context.Context) error { return a.Serve(ctx, ln) })
+	}
+	if roles&roleScheduler != 0 {
+		run("scheduler", func(ctx context.Context) error {
+			return scheduler.Run(ctx, redisOpt, nil, log.With("component", "scheduler"))
+		})
+	}
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	return errors.Join(all...)
+}
+
+// newWorker connects to this host's engine and wires a worker.
+func newWorker(ctx context.Context, cfg config.Config, rdb *redis.Client, redisOpt asynq.RedisConnOpt,
+	ns tasks.Namespace, nets networks.Set, log *slog.Logger) (*worker.Worker, func(), error) {
+	eng, err := engine.New(ctx, cfg.Instance)
+	if err != nil {
+		return nil, nil, fmt.Errorf("worker: %w", err)
+	}
+	def, err := runner.NewFoundry(cfg.ToolchainDir, cfg.BaseImage)
+	if err != nil {
+		eng.Close()
+		return nil, nil, fmt.Errorf("worker: %w", err)
+	}
+	id := cfg.WorkerID
+	if id == "" {
+		id = worker.DefaultID()
+	}
+	log = log.With("component", "worker")
+	images := cache.NewImages(eng, def, log)
+	red := redact.New(nets.Secrets()...)
+	dep := deployment.New(eng, images,
+		chains.NewSupervisor(eng, images, cfg.PublicHost, log),
+		projects.NewStore(rdb, ns, projectTTL),
+		nets, lock.New(rdb, 30*time.Second), ns, red,
+		deployment.Config{
+			WorkerID:     id,
+			ProjectsRoot: cfg.ProjectsRoot,
+			Limits:       projects.DefaultLimits,
+			Memory:       int64(cfg.JobMemory),
+			NanoCPUs:     int64(cfg.JobCPUs * 1e9),
+			Pids:         cfg.JobPids,
+			Timeout:      cfg.JobTimeout.D(),
+		})
+	w := worker.New(worker.Config{ID: id, Concurrency: cfg.WorkerConcurrency, ShutdownTimeout: cfg.ShutdownTimeout.D()},
+		redisOpt, ns, eng, jobs.NewStore(rdb, ns, cfg.JobRetention.D()), registry.New(rdb, ns), dep, red, log)
+	return w, func() { eng.Close() }, nil
+}

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/deployer-dev/deployer/api"
+	"github.com/deployer-dev/deployer/client"
+	"github.com/deployer-dev/deployer/config"
+	"github.com/deployer-dev/deployer/jobs"
+)
+
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+// submit uploads a project directory, deploys it, shows progress and prints the
+// result. It exits 1 when the job fails.
+func submit(ctx context.Context, cfg config.Config, args []string) error {
+	fs := flag.NewFlagSet("submit", flag.ContinueOnError)
+	apiURL := fs.String("api", cfg.APIURL, "the API's base URL (DEPLOYER_API)")
+	network := fs.String("network", "local", "network to deploy to")
+	script := fs.String("script", "", "script to run, e.g. script/Deploy.s.sol:Deploy")
+	contract := fs.String("contract", "", "contract to deploy with forge create, e.g. src/Counter.sol:Counter")
+	timeout := fs.Duration("timeout", 15*time.Minute, "how long to wait for the job")
+	asJSON := fs.Bool("json", false, "print the job as JSON")
+	var ctorArgs stringList
+	fs.Var(&ctorArgs, "arg", "a constructor argument (repeat for several; with -contract)")
+	fs.Usage = func() {
+		fmt.Fprintln(os.Stderr, "usage: deployer submit [flags] DIR")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return exitError(2)
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return exitError(2)
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	c := client.New(*apiURL, cfg.APIToken)
+	up, err := c.UploadDir(ctx, fs.Arg(0))
+	if err != nil {
+		return fmt.Errorf("upload: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "uploaded %s\n", up.PathURL)
+	job, err := c.Deploy(ctx, api.DeployRequest{PathURL: up.PathURL, Framework: "foundry", Network: *network,
+		Script: *script, Contract: *contract, ConstructorArgs: ctorArgs})
+	if err != nil {
+		return fmt.Errorf("deploy: %w", err)
+	}
+	start := time.Now()
+	final, err := c.Wait(ctx, job.JobID, func(j api.Job) {
+		step := ""
+		if j.Step != "" {
+			step = ": " + j.Step
+		}
+		fmt.Fprintf(os.Stderr, "[%5.1fs] job %s %s%s\n", time.Since(start).Seconds(), j.JobID, j.Status, step)
+	})
+	if err != nil {
+		return fmt.Errorf("job %s: %w", job.JobID, err)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(final)
+	} else {
+		printJob(final)
+	}
+	if final.Status != jobs.Completed {
+		return exitError(1)
+	}
+	return nil
+}
+
+func printJob(j api.Job) {
+	fmt.Printf("job %s: %s\n", j.JobID, j.Status)
+	if j.Error != nil {
+		fmt.Printf("error: %s\n", *j.Error)
+	}
+	if r := j.Result; r != nil {
+		fmt.Printf("chain %d at %s\n", r.ChainID, r.RPCURL)
+		for _, c := range r.Contracts {
+			fmt.Printf("  %-24s %s  tx %s\n", c.Name, c.Address, c.TxHash)
+		}
+	}
+	if t := j.Timings; t != nil {
+		fmt.Printf("timings (ms): queue %d, image %d, container %d, compile %d, deploy %d, total %d\n",
+			t.Queue, t.Image, t.Container, t.Compile, t.Deploy, t.Total)
+	}
+	if c := j.Cache; c != nil {
+		fmt.Printf("cache: image hit %t, container reused %t, compile hit %t\n", c.ImageHit, c.ContainerReused, c.CompileHit)
+	}
+}

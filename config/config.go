@@ -1,0 +1,158 @@
+// Package config reads deployer's configuration from the environment, once, with
+// envconfig. Every role (api, worker, scheduler) takes what it needs from one Config.
+package config
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+)
+
+// Config is the whole configuration. Field tags name the environment variables.
+type Config struct {
+	// Instance names an installation; it is part of every label, Redis key and queue.
+	Instance string `envconfig:"DEPLOYER_INSTANCE" default:"default"`
+	// RedisURL is the shared Redis. Empty: `all` starts an embedded one.
+	RedisURL string `envconfig:"REDIS_URL"`
+
+	HTTPAddr        string `envconfig:"HTTP_ADDR" default:":5001"`
+	PublicHost      string `envconfig:"PUBLIC_HOST" default:"127.0.0.1"`
+	ProjectsRoot    string `envconfig:"PROJECTS_ROOT"`
+	MaxProjectBytes int64  `envconfig:"MAX_PROJECT_BYTES" default:"20971520"`
+	NetworksFile    string `envconfig:"NETWORKS_FILE" default:"network.json"`
+
+	WorkerID          string   `envconfig:"WORKER_ID"`
+	WorkerConcurrency int      `envconfig:"WORKER_CONCURRENCY" default:"4"`
+	JobTimeout        Duration `envconfig:"JOB_TIMEOUT" default:"10m"`
+	JobRetention      Duration `envconfig:"JOB_RETENTION" default:"48h"`
+	JobMaxRetry       int      `envconfig:"JOB_MAX_RETRY" default:"3"`
+	ShutdownTimeout   Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"30s"`
+
+	// Limits of every job container.
+	JobMemory ByteSize `envconfig:"JOB_MEMORY" default:"2g"`
+	JobCPUs   float64  `envconfig:"JOB_CPUS" default:"2"`
+	JobPids   int64    `envconfig:"JOB_PIDS" default:"512"`
+
+	// Runner images are built from BaseImage and the toolchain set-up fetched.
+	BaseImage    string `envconfig:"BASE_IMAGE" default:"deployer-base:bookworm"`
+	ToolchainDir string `envconfig:"TOOLCHAIN_DIR" default:".toolchain"`
+
+	LogLevel string `envconfig:"LOG_LEVEL" default:"info"`
+
+	// The API as `deployer submit` reaches it.
+	APIURL   string `envconfig:"DEPLOYER_API" default:"http://127.0.0.1:5001"`
+	APIToken string `envconfig:"API_TOKEN"`
+}
+
+// Load reads the environment. It fails naming the variable that does not parse.
+func Load() (Config, error) {
+	var c Config
+	if err := envconfig.Process("", &c); err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	if c.ProjectsRoot == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return Config{}, fmt.Errorf("config: PROJECTS_ROOT unset and no working directory: %w", err)
+		}
+		c.ProjectsRoot = wd
+	}
+	if err := c.validate(); err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	return c, nil
+}
+
+func (c Config) validate() error {
+	if !validInstance(c.Instance) {
+		return fmt.Errorf("DEPLOYER_INSTANCE %q: use 1-32 lowercase letters, digits and dashes", c.Instance)
+	}
+	if c.MaxProjectBytes <= 0 {
+		return fmt.Errorf("MAX_PROJECT_BYTES must be positive")
+	}
+	if c.WorkerConcurrency <= 0 {
+		return fmt.Errorf("WORKER_CONCURRENCY must be positive")
+	}
+	if c.JobTimeout.D() <= 0 {
+		return fmt.Errorf("JOB_TIMEOUT must be positive")
+	}
+	if c.JobRetention.D() < 24*time.Hour {
+		return fmt.Errorf("JOB_RETENTION must be at least 24h: jobs stay pollable that long")
+	}
+	return nil
+}
+
+// validInstance keeps the instance usable in Docker names, labels and Redis keys.
+func validInstance(s string) bool {
+	if len(s) == 0 || len(s) > 32 || s[0] == '-' {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// Duration is a Go duration ("24h") or a whole number of seconds ("86400").
+type Duration time.Duration
+
+// Decode implements envconfig.Decoder.
+func (d *Duration) Decode(s string) error {
+	v, err := ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// ParseDuration reads a Go duration or a number of seconds.
+func ParseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if n, err := strconv.ParseFloat(s, 64); err == nil {
+		if n < 0 {
+			return 0, fmt.Errorf("negative duration %q", s)
+		}
+		return time.Duration(n * float64(time.Second)), nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is neither a duration (24h) nor a number of seconds", s)
+	}
+	if v < 0 {
+		return 0, fmt.Errorf("negative duration %q", s)
+	}
+	return v, nil
+}
+
+// ByteSize is a size in bytes, with an optional k, m or g suffix (powers of 1024).
+type ByteSize int64
+
+// Decode implements envconfig.Decoder.
+func (b *ByteSize) Decode(s string) error {
+	s = strings.ToLower(strings.TrimSpace(s))
+	mult := int64(1)
+	switch {
+	case strings.HasSuffix(s, "g"):
+		mult, s = 1<<30, strings.TrimSuffix(s, "g")
+	case strings.HasSuffix(s, "m"):
+		mult, s = 1<<20, strings.TrimSuffix(s, "m")
+	case strings.HasSuffix(s, "k"):
+		mult, s = 1<<10, strings.TrimSuffix(s, "k")
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return fmt.Errorf("%q is not a size such as 2g or 512m", s)
+	}
+	*b = ByteSize(n * mult)
+	return nil
+}

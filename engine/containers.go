@@ -1,0 +1,224 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/go-connections/nat"
+)
+
+// Mount is a named volume in a container.
+type Mount struct {
+	Volume   string
+	Target   string
+	ReadOnly bool
+}
+
+// ContainerSpec describes a container. The zero value of a security field is the
+// safe one: callers opt out of nothing.
+type ContainerSpec struct {
+	Name    string
+	Image   string
+	Cmd     []string
+	Env     []string
+	User    string
+	WorkDir string
+	Labels  map[string]string
+
+	// Tmpfs mounts: path to options ("size=64m,uid=10001").
+	Tmpfs  map[string]string
+	Mounts []Mount
+	// Network is "none" or the name of one of our networks.
+	Network string
+	// Aliases are the container's names on Network.
+	Aliases []string
+	// Ports publishes container ports on 127.0.0.1: container port to host port,
+	// host port 0 for one the engine picks.
+	Ports map[int]int
+
+	Memory   int64
+	NanoCPUs int64
+	Pids     int64
+	// Init runs a reaper as PID 1, so that stray processes do not linger.
+	Init bool
+	// RestartUnlessStopped restarts the container if it dies (chains).
+	RestartUnlessStopped bool
+}
+
+// CreateContainer creates and starts a container, read-only, with no capabilities and
+// no way to gain privileges. It returns ErrConflict if the name is taken.
+func (e *Engine) CreateContainer(ctx context.Context, spec ContainerSpec) (string, error) {
+	cfg := &container.Config{
+		Image:        spec.Image,
+		Cmd:          spec.Cmd,
+		Env:          spec.Env,
+		User:         spec.User,
+		WorkingDir:   spec.WorkDir,
+		Labels:       spec.Labels,
+		ExposedPorts: nat.PortSet{},
+	}
+	pids := spec.Pids
+	init := spec.Init
+	host := &container.HostConfig{
+		NetworkMode:    container.NetworkMode(spec.Network),
+		ReadonlyRootfs: true,
+		CapDrop:        []string{"ALL"},
+		SecurityOpt:    []string{"no-new-privileges"},
+		Tmpfs:          spec.Tmpfs,
+		PortBindings:   nat.PortMap{},
+		Init:           &init,
+		Resources: container.Resources{
+			Memory:     spec.Memory,
+			MemorySwap: spec.Memory,
+			NanoCPUs:   spec.NanoCPUs,
+			PidsLimit:  &pids,
+		},
+	}
+	if spec.RestartUnlessStopped {
+		host.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyUnlessStopped}
+	}
+	for _, m := range spec.Mounts {
+		host.Mounts = append(host.Mounts, mount.Mount{Type: mount.TypeVolume, Source: m.Volume, Target: m.Target, ReadOnly: m.ReadOnly})
+	}
+	for cport, hport := range spec.Ports {
+		p := nat.Port(strconv.Itoa(cport) + "/tcp")
+		cfg.ExposedPorts[p] = struct{}{}
+		hp := ""
+		if hport != 0 {
+			hp = strconv.Itoa(hport)
+		}
+		host.PortBindings[p] = []nat.PortBinding{{HostIP: "127.0.0.1", HostPort: hp}}
+	}
+	var netCfg *network.NetworkingConfig
+	if spec.Network != "" && spec.Network != "none" && len(spec.Aliases) > 0 {
+		netCfg = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+			spec.Network: {Aliases: spec.Aliases},
+		}}
+	}
+	resp, err := e.cli.ContainerCreate(ctx, cfg, host, netCfg, nil, spec.Name)
+	if err != nil {
+		return "", e.wrap(err, "create container "+spec.Name)
+	}
+	if err := e.cli.ContainerStart(ctx, resp.ID, container.StartOptions{}); err != nil {
+		// Removed with a context of its own: ctx may be what failed.
+		rmCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		_ = e.cli.ContainerRemove(rmCtx, resp.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
+		return "", e.wrap(err, "start container "+spec.Name)
+	}
+	return resp.ID, nil
+}
+
+// Container is what we read of a container.
+type Container struct {
+	ID        string
+	Name      string
+	Image     string
+	Labels    map[string]string
+	Running   bool
+	State     string
+	OOMKilled bool
+	StartedAt time.Time
+	// HostPorts maps container ports to the host ports they are published on.
+	HostPorts map[int]int
+	Created   time.Time
+}
+
+// InspectContainer reads a container by name or id.
+func (e *Engine) InspectContainer(ctx context.Context, ref string) (Container, error) {
+	r, err := e.cli.ContainerInspect(ctx, ref)
+	if err != nil {
+		return Container{}, e.wrap(err, "inspect container "+ref)
+	}
+	c := Container{ID: r.ID, Name: r.Name, Image: r.Image, HostPorts: map[int]int{}}
+	if r.Config != nil {
+		c.Labels = r.Config.Labels
+	}
+	if r.State != nil {
+		c.Running, c.State, c.OOMKilled = r.State.Running, r.State.Status, r.State.OOMKilled
+		c.StartedAt, _ = time.Parse(time.RFC3339Nano, r.State.StartedAt)
+	}
+	c.Created, _ = time.Parse(time.RFC3339Nano, r.Created)
+	if r.NetworkSettings != nil {
+		for p, bindings := range r.NetworkSettings.Ports {
+			for _, b := range bindings {
+				if hp, err := strconv.Atoi(b.HostPort); err == nil {
+					c.HostPorts[p.Int()] = hp
+				}
+			}
+		}
+	}
+	return c, nil
+}
+
+// ListContainers lists this installation's containers (running or not) whose labels
+// match all of match.
+func (e *Engine) ListContainers(ctx context.Context, match map[string]string) ([]Container, error) {
+	f := filters.NewArgs(
+		filters.Arg("label", LabelManagedBy+"="+ManagedByValue),
+		filters.Arg("label", LabelInstance+"="+e.instance),
+	)
+	for k, v := range match {
+		f.Add("label", k+"="+v)
+	}
+	list, err := e.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	if err != nil {
+		return nil, e.wrap(err, "list containers")
+	}
+	out := make([]Container, 0, len(list))
+	for _, s := range list {
+		c := Container{ID: s.ID, Image: s.ImageID, Labels: s.Labels, Running: s.State == "running", State: s.State,
+			Created: time.Unix(s.Created, 0), HostPorts: map[int]int{}}
+		if len(s.Names) > 0 {
+			c.Name = s.Names[0]
+		}
+		for _, p := range s.Ports {
+			if p.PublicPort != 0 {
+				c.HostPorts[int(p.PrivatePort)] = int(p.PublicPort)
+			}
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// RemoveContainer kills and removes one of our containers (and its anonymous
+// volumes). A container without our labels is refused; one already gone is fine.
+func (e *Engine) RemoveContainer(ctx context.Context, ref string) error {
+	c, err := e.InspectContainer(ctx, ref)
+	if err != nil {
+		if isNotFound(err) {
+			return nil
+		}
+		return err
+	}
+	if !e.Ours(c.Labels) {
+		return fmt.Errorf("remove container %s: %w", ref, ErrNotOurs)
+	}
+	err = e.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
+	if err != nil && !isNotFound(e.wrap(err, "")) {
+		return e.wrap(err, "remove container "+ref)
+	}
+	return nil
+}
+
+// KillContainer stops a container at once (the job is over: canceled or timed out).
+func (e *Engine) KillContainer(ctx context.Context, ref string) error {
+	err := e.cli.ContainerKill(ctx, ref, "KILL")
+	if err != nil && !isNotFound(e.wrap(err, "")) {
+		return e.wrap(err, "kill container "+ref)
+	}
+	return nil
+}
+
+// RestartContainer restarts a container (a chain that stopped answering).
+func (e *Engine) RestartContainer(ctx context.Context, ref string) error {
+	timeout := 2
+	return e.wrap(e.cli.ContainerRestart(ctx, ref, container.StopOptions{Timeout: &timeout}), "restart container "+ref)
+}

@@ -1,0 +1,179 @@
+package engine
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
+)
+
+// Image is an image on the engine.
+type Image struct {
+	ID      string
+	Tags    []string
+	Labels  map[string]string
+	Size    int64
+	Created time.Time
+}
+
+// InspectImage finds an image by reference or id.
+func (e *Engine) InspectImage(ctx context.Context, ref string) (Image, error) {
+	r, err := e.cli.ImageInspect(ctx, ref)
+	if err != nil {
+		return Image{}, e.wrap(err, "inspect image "+ref)
+	}
+	img := Image{ID: r.ID, Tags: r.RepoTags, Size: r.Size}
+	if r.Config != nil {
+		img.Labels = r.Config.Labels
+	}
+	img.Created, _ = time.Parse(time.RFC3339Nano, r.Created)
+	return img, nil
+}
+
+// BuildSpec is an image build.
+type BuildSpec struct {
+	// Context is a tar stream holding the Dockerfile.
+	Context   io.Reader
+	Tags      []string
+	BuildArgs map[string]string
+	Labels    map[string]string
+}
+
+// buildTail is how many lines of build output a failure quotes.
+const buildTail = 15
+
+// Build builds an image with no network, and returns its id. A failed build's error
+// quotes the build's last lines.
+func (e *Engine) Build(ctx context.Context, spec BuildSpec) (string, error) {
+	args := make(map[string]*string, len(spec.BuildArgs))
+	for k, v := range spec.BuildArgs {
+		args[k] = &v
+	}
+	resp, err := e.cli.ImageBuild(ctx, spec.Context, build.ImageBuildOptions{
+		Tags:        spec.Tags,
+		BuildArgs:   args,
+		Labels:      spec.Labels,
+		NetworkMode: "none",
+		Remove:      true,
+		ForceRemove: true,
+		PullParent:  false,
+	})
+	if err != nil {
+		return "", e.wrap(err, "build image")
+	}
+	defer resp.Body.Close()
+	var tail []string
+	var id string
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		var msg struct {
+			Stream      string `json:"stream"`
+			Error       string `json:"error"`
+			ErrorDetail struct {
+				Message string `json:"message"`
+			} `json:"errorDetail"`
+			Aux struct {
+				ID string `json:"ID"`
+			} `json:"aux"`
+		}
+		if json.Unmarshal(sc.Bytes(), &msg) != nil {
+			continue
+		}
+		for _, line := range strings.Split(strings.TrimRight(msg.Stream, "\n"), "\n") {
+			if strings.TrimSpace(line) != "" {
+				tail = append(tail, line)
+			}
+		}
+		if len(tail) > buildTail {
+			tail = tail[len(tail)-buildTail:]
+		}
+		if msg.Aux.ID != "" {
+			id = msg.Aux.ID
+		}
+		if msg.Error != "" {
+			return "", fmt.Errorf("build image: %s\n%s", msg.Error, strings.Join(tail, "\n"))
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return "", e.wrap(err, "build image")
+	}
+	if id == "" && len(spec.Tags) > 0 {
+		img, err := e.InspectImage(ctx, spec.Tags[0])
+		if err != nil {
+			return "", fmt.Errorf("build image: no image after the build: %w", err)
+		}
+		id = img.ID
+	}
+	if id == "" {
+		return "", errors.New("build image: the engine reported no image id")
+	}
+	return id, nil
+}
+
+// Tag adds a tag to an image.
+func (e *Engine) Tag(ctx context.Context, id, tag string) error {
+	return e.wrap(e.cli.ImageTag(ctx, id, tag), "tag image")
+}
+
+// ListImages lists this installation's images of the role.
+func (e *Engine) ListImages(ctx context.Context, role string) ([]Image, error) {
+	f := filters.NewArgs(
+		filters.Arg("label", LabelManagedBy+"="+ManagedByValue),
+		filters.Arg("label", LabelInstance+"="+e.instance),
+		filters.Arg("label", LabelRole+"="+role),
+	)
+	list, err := e.cli.ImageList(ctx, image.ListOptions{Filters: f})
+	if err != nil {
+		return nil, e.wrap(err, "list images")
+	}
+	out := make([]Image, 0, len(list))
+	for _, s := range list {
+		out = append(out, Image{ID: s.ID, Tags: s.RepoTags, Labels: s.Labels, Size: s.Size, Created: time.Unix(s.Created, 0)})
+	}
+	return out, nil
+}
+
+// ErrInUse says a container uses the image.
+var ErrInUse = errors.New("image in use by a container")
+
+// RemoveImage removes one of our images with all its tags. It refuses an image
+// without our labels, and one any container (running or not) uses.
+func (e *Engine) RemoveImage(ctx context.Context, id string) error {
+	img, err := e.InspectImage(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !e.Ours(img.Labels) {
+		return fmt.Errorf("remove image %s: %w", id, ErrNotOurs)
+	}
+	users, err := e.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("ancestor", img.ID))})
+	if err != nil {
+		return e.wrap(err, "remove image "+id)
+	}
+	if len(users) > 0 {
+		return fmt.Errorf("remove image %s: %w (%s)", id, ErrInUse, users[0].ID[:12])
+	}
+	// Untag one tag at a time, without force: the engine still refuses if a
+	// container appeared meanwhile.
+	for _, tag := range img.Tags {
+		if _, err := e.cli.ImageRemove(ctx, tag, image.RemoveOptions{PruneChildren: true}); err != nil && !cerrdefs.IsNotFound(err) {
+			return e.wrap(err, "remove image "+tag)
+		}
+	}
+	_, err = e.cli.ImageRemove(ctx, img.ID, image.RemoveOptions{PruneChildren: true})
+	if cerrdefs.IsNotFound(err) {
+		return nil
+	}
+	return e.wrap(err, "remove image "+id)
+}

@@ -1,0 +1,189 @@
+package foundry
+
+import (
+	"encoding/json"
+	"fmt"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// Env is the environment every forge command of a job runs with. FOUNDRY_CONFIG
+// points at the sanitized file so that nothing else is read as configuration.
+func Env(projectDir string) []string {
+	return []string{
+		"FOUNDRY_CONFIG=" + projectDir + "/foundry.toml",
+		"FOUNDRY_PROFILE=default",
+		"FOUNDRY_OFFLINE=true",
+		"FOUNDRY_DISABLE_NIGHTLY_WARNING=1",
+		"NO_COLOR=1",
+	}
+}
+
+// BuildCommand compiles the project (its sources and scripts, not its tests, which
+// may need libraries a deployment does not).
+func BuildCommand() []string {
+	return []string{"forge", "build", "--skip", "test"}
+}
+
+// DeployCommand deploys the target from sender through the RPC at rpc. On a managed
+// chain the sender's account is unlocked, so no key enters the job's container.
+func DeployCommand(t Target, rpc, sender string) []string {
+	if t.IsScript() {
+		return []string{"forge", "script", t.String(), "--broadcast", "--skip", "test",
+			"--rpc-url", rpc, "--unlocked", "--sender", sender, "--non-interactive"}
+	}
+	cmd := []string{"forge", "create", t.String(), "--broadcast", "--json",
+		"--rpc-url", rpc, "--unlocked", "--from", sender}
+	if len(t.ConstructorArgs) > 0 {
+		// Last: forge reads every following argument as a constructor argument.
+		cmd = append(append(cmd, "--constructor-args"), t.ConstructorArgs...)
+	}
+	return cmd
+}
+
+var (
+	errorLineRE = regexp.MustCompile(`^(?:Error|[A-Za-z]*Error)(?: \((\d+)\))?: (.+)$`)
+	locationRE  = regexp.MustCompile(`^\s*--> ([^:]+:\d+:\d+):?`)
+	ansiRE      = regexp.MustCompile("\x1b\\[[0-9;]*m")
+)
+
+// CompileError returns the compiler's first error, with its file and line, from
+// forge's output, or "" when the output holds none.
+func CompileError(output string) string {
+	lines := strings.Split(ansiRE.ReplaceAllString(output, ""), "\n")
+	for i, line := range lines {
+		m := errorLineRE.FindStringSubmatch(strings.TrimSpace(line))
+		if m == nil || strings.HasPrefix(m[2], "Compiler run failed") {
+			continue
+		}
+		for _, next := range lines[i+1 : min(i+4, len(lines))] {
+			if loc := locationRE.FindStringSubmatch(next); loc != nil {
+				return fmt.Sprintf("compile error at %s: %s", loc[1], m[2])
+			}
+		}
+	}
+	return ""
+}
+
+// FailureSummary returns the last error forge printed, for a failure that is not a
+// compile error (a reverted script, a missing contract), or "".
+func FailureSummary(output string) string {
+	lines := strings.Split(ansiRE.ReplaceAllString(output, ""), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		line := strings.TrimSpace(lines[i])
+		if strings.HasPrefix(line, "Error:") {
+			msg := strings.TrimSpace(strings.TrimPrefix(line, "Error:"))
+			// forge puts the reason on the next lines at times.
+			for _, next := range lines[i+1 : min(i+3, len(lines))] {
+				if n := strings.TrimSpace(next); n != "" {
+					msg += " " + n
+				}
+			}
+			if len(msg) > 500 {
+				msg = msg[:500] + "..."
+			}
+			return msg
+		}
+	}
+	return ""
+}
+
+// Created is a contract forge says a deployment made. Forge's word is checked on
+// chain before it is reported.
+type Created struct {
+	Name    string
+	Address string
+	// TxHash is forge's claim, not trusted: forge 1.7.1 attaches hashes to the wrong
+	// entries in its broadcast file.
+	TxHash string
+}
+
+// Broadcast is what a script's run-latest.json says.
+type Broadcast struct {
+	Contracts []Created
+	// TxHashes are every transaction the run sent.
+	TxHashes []string
+}
+
+// BroadcastPath is where forge writes a script's broadcast, relative to the project.
+func BroadcastPath(t Target, chainID uint64) string {
+	return path.Join("broadcast", path.Base(t.ScriptPath), strconv.FormatUint(chainID, 10), "run-latest.json")
+}
+
+// ParseBroadcast reads a broadcast file.
+func ParseBroadcast(b []byte) (Broadcast, error) {
+	var f struct {
+		Transactions []struct {
+			Hash            string `json:"hash"`
+			TransactionType string `json:"transactionType"`
+			ContractName    string `json:"contractName"`
+			ContractAddress string `json:"contractAddress"`
+			Additional      []struct {
+				TransactionType string `json:"transactionType"`
+				ContractName    string `json:"contractName"`
+				Address         string `json:"address"`
+			} `json:"additionalContracts"`
+		} `json:"transactions"`
+		Receipts []struct {
+			TransactionHash string `json:"transactionHash"`
+		} `json:"receipts"`
+	}
+	if err := json.Unmarshal(b, &f); err != nil {
+		return Broadcast{}, fmt.Errorf("read broadcast file: %w", err)
+	}
+	var out Broadcast
+	seenTx := make(map[string]bool)
+	addTx := func(h string) {
+		h = strings.ToLower(h)
+		if h != "" && !seenTx[h] {
+			seenTx[h] = true
+			out.TxHashes = append(out.TxHashes, h)
+		}
+	}
+	seenAddr := make(map[string]bool)
+	addContract := func(name, addr, tx string) {
+		addr = strings.ToLower(addr)
+		if addr == "" || seenAddr[addr] {
+			return
+		}
+		seenAddr[addr] = true
+		out.Contracts = append(out.Contracts, Created{Name: name, Address: addr, TxHash: strings.ToLower(tx)})
+	}
+	for _, t := range f.Transactions {
+		addTx(t.Hash)
+		if t.TransactionType == "CREATE" || t.TransactionType == "CREATE2" {
+			addContract(t.ContractName, t.ContractAddress, t.Hash)
+		}
+		for _, a := range t.Additional {
+			addContract(a.ContractName, a.Address, t.Hash)
+		}
+	}
+	for _, r := range f.Receipts {
+		addTx(r.TransactionHash)
+	}
+	return out, nil
+}
+
+// ParseCreate reads forge create --json output.
+func ParseCreate(stdout string, t Target) (Broadcast, error) {
+	for _, line := range strings.Split(stdout, "\n") {
+		line = strings.TrimSpace(line)
+		if !strings.HasPrefix(line, "{") {
+			continue
+		}
+		var r struct {
+			DeployedTo      string `json:"deployedTo"`
+			TransactionHash string `json:"transactionHash"`
+		}
+		if json.Unmarshal([]byte(line), &r) == nil && r.DeployedTo != "" {
+			h := strings.ToLower(r.TransactionHash)
+			return Broadcast{
+				Contracts: []Created{{Name: t.ContractName, Address: strings.ToLower(r.DeployedTo), TxHash: h}},
+				TxHashes:  []string{h},
+			}, nil
+		}
+	}
+	return Broadcast{}, fmt.Errorf("forge create printed no deployment")
+}

@@ -1,0 +1,311 @@
+// Package jobs keeps the record of every deployment job in Redis: what was asked,
+// where it is, its result or error, timings, cache use and its (redacted) output.
+// The API writes a record before it enqueues and reads it to answer polls; the worker
+// running the job updates it. A record that reached a final state never changes again.
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/deployer-dev/deployer/tasks"
+)
+
+// Status is where a job is, as the API reports it.
+type Status string
+
+// Statuses.
+const (
+	Queued    Status = "queued"
+	Running   Status = "running"
+	Completed Status = "completed"
+	Failed    Status = "failed"
+	Canceled  Status = "canceled"
+)
+
+// Final says the status can no longer change.
+func (s Status) Final() bool { return s == Completed || s == Failed || s == Canceled }
+
+// ErrNotFound says no record exists for the id (never made, or expired).
+var ErrNotFound = errors.New("job not found")
+
+// Job is a job's record.
+type Job struct {
+	ID        string    `json:"job_id"`
+	Framework string    `json:"framework"`
+	Network   string    `json:"network"`
+	Queue     string    `json:"queue"`
+	Project   string    `json:"project"`
+	Target    string    `json:"target"`
+	CreatedAt time.Time `json:"created_at"`
+
+	Status          Status    `json:"status"`
+	Step            string    `json:"step,omitempty"`
+	Result          *Result   `json:"result,omitempty"`
+	Error           string    `json:"error,omitempty"`
+	Timings         Timings   `json:"timings_ms"`
+	Cache           Cache     `json:"cache"`
+	Worker          string    `json:"worker,omitempty"`
+	Attempts        int       `json:"attempts"`
+	CancelRequested bool      `json:"cancel_requested,omitempty"`
+	StartedAt       time.Time `json:"started_at,omitzero"`
+	FinishedAt      time.Time `json:"finished_at,omitzero"`
+}
+
+// Result is what a completed deployment made.
+type Result struct {
+	ChainID   uint64     `json:"chain_id"`
+	RPCURL    string     `json:"rpc_url"`
+	Contracts []Contract `json:"contracts"`
+}
+
+// Contract is one contract the deployment created, checked on chain.
+type Contract struct {
+	Name    string `json:"name"`
+	Address string `json:"address"`
+	TxHash  string `json:"tx_hash"`
+}
+
+// Timings are milliseconds spent in each phase of a job.
+type Timings struct {
+	Queue     int64 `json:"queue"`
+	Image     int64 `json:"image"`
+	Container int64 `json:"container"`
+	Compile   int64 `json:"compile"`
+	Deploy    int64 `json:"deploy"`
+	Total     int64 `json:"total"`
+}
+
+// Cache says which warm resources a job reused.
+type Cache struct {
+	ImageHit        bool `json:"image_hit"`
+	ContainerReused bool `json:"container_reused"`
+	CompileHit      bool `json:"compile_hit"`
+}
+
+// Outcome is how a job ended.
+type Outcome struct {
+	Status  Status
+	Result  *Result
+	Error   string
+	Timings Timings
+	Cache   Cache
+}
+
+// LogCap bounds the output kept per job.
+const LogCap = 1 << 20
+
+const truncatedNote = "\n[output truncated at 1 MiB]\n"
+
+// Store reads and writes job records.
+type Store struct {
+	rdb       redis.UniversalClient
+	ns        tasks.Namespace
+	retention time.Duration
+}
+
+// NewStore returns a store whose records live for retention after their last change.
+func NewStore(rdb redis.UniversalClient, ns tasks.Namespace, retention time.Duration) *Store {
+	return &Store{rdb: rdb, ns: ns, retention: retention}
+}
+
+func (s *Store) key(id string) string     { return s.ns.Key("job", id) }
+func (s *Store) logsKey(id string) string { return s.ns.Key("job", id, "logs") }
+func (s *Store) recentKey() string        { return s.ns.Key("jobs", "recent") }
+
+// recentMax bounds the index of recent jobs the dashboard lists.
+const recentMax = 1000
+
+type meta struct {
+	Framework string    `json:"framework"`
+	Network   string    `json:"network"`
+	Queue     string    `json:"queue"`
+	Project   string    `json:"project"`
+	Target    string    `json:"target"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Create writes the record of a new job, queued.
+func (s *Store) Create(ctx context.Context, j Job) error {
+	m, err := json.Marshal(meta{j.Framework, j.Network, j.Queue, j.Project, j.Target, j.CreatedAt})
+	if err != nil {
+		return err
+	}
+	pipe := s.rdb.TxPipeline()
+	pipe.HSet(ctx, s.key(j.ID), "meta", m, "status", string(Queued))
+	pipe.Expire(ctx, s.key(j.ID), s.retention)
+	pipe.ZAdd(ctx, s.recentKey(), redis.Z{Score: float64(j.CreatedAt.UnixMilli()), Member: j.ID})
+	pipe.ZRemRangeByRank(ctx, s.recentKey(), 0, -recentMax-1)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("create job %s: %w", j.ID, err)
+	}
+	return nil
+}
+
+// Delete removes a record, for a job whose enqueue failed.
+func (s *Store) Delete(ctx context.Context, id string) error {
+	return s.rdb.Del(ctx, s.key(id), s.logsKey(id)).Err()
+}
+
+// Recent lists the ids of the newest jobs, newest first.
+func (s *Store) Recent(ctx context.Context, n int) ([]string, error) {
+	return s.rdb.ZRevRange(ctx, s.recentKey(), 0, int64(n-1)).Result()
+}
+
+// Get reads a record.
+func (s *Store) Get(ctx context.Context, id string) (Job, error) {
+	h, err := s.rdb.HGetAll(ctx, s.key(id)).Result()
+	if err != nil {
+		return Job{}, fmt.Errorf("read job %s: %w", id, err)
+	}
+	if len(h) == 0 || h["meta"] == "" {
+		return Job{}, ErrNotFound
+	}
+	j := Job{ID: id, Status: Status(h["status"]), Step: h["step"], Error: h["error"], Worker: h["worker"],
+		CancelRequested: h["cancel"] == "1"}
+	var m meta
+	if err := json.Unmarshal([]byte(h["meta"]), &m); err != nil {
+		return Job{}, fmt.Errorf("read job %s: %w", id, err)
+	}
+	j.Framework, j.Network, j.Queue, j.Project, j.Target, j.CreatedAt = m.Framework, m.Network, m.Queue, m.Project, m.Target, m.CreatedAt
+	for field, dst := range map[string]any{"result": &j.Result, "timings": &j.Timings, "cache": &j.Cache} {
+		if v := h[field]; v != "" {
+			if err := json.Unmarshal([]byte(v), dst); err != nil {
+				return Job{}, fmt.Errorf("read job %s field %s: %w", id, field, err)
+			}
+		}
+	}
+	j.Attempts, _ = strconv.Atoi(h["attempts"])
+	j.StartedAt = parseTime(h["started_at"])
+	j.FinishedAt = parseTime(h["finished_at"])
+	return j, nil
+}
+
+func parseTime(s string) time.Time {
+	if s == "" {
+		return time.Time{}
+	}
+	t, _ := time.Parse(time.RFC3339Nano, s)
+	return t
+}
+
+// setUnlessFinal writes fields unless the record is missing or final. It answers 1
+// when it wrote, 0 when the record is final, -1 when there is none.
+var setUnlessFinal = redis.NewScript(`
+local s = redis.call('HGET', KEYS[1], 'status')
+if not s then return -1 end
+if s == 'completed' or s == 'failed' or s == 'canceled' then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+if ARGV[1] == '1' then redis.call('HINCRBY', KEYS[1], 'attempts', 1) end
+return 1
+`)
+
+// ErrFinal says the job already reached a final state.
+var ErrFinal = errors.New("job already finished")
+
+func (s *Store) set(ctx context.Context, id string, attempt bool, fields ...any) error {
+	flag := "0"
+	if attempt {
+		flag = "1"
+	}
+	args := append([]any{flag}, fields...)
+	n, err := setUnlessFinal.Run(ctx, s.rdb, []string{s.key(id)}, args...).Int()
+	if err != nil {
+		return fmt.Errorf("update job %s: %w", id, err)
+	}
+	switch n {
+	case -1:
+		return ErrNotFound
+	case 0:
+		return ErrFinal
+	}
+	return nil
+}
+
+// Start marks the job running on a worker and counts the attempt. It returns
+// ErrFinal when the job already ended (a retry of a job that completed, say).
+func (s *Store) Start(ctx context.Context, id, worker string, at time.Time) error {
+	return s.set(ctx, id, true, "status", string(Running), "worker", worker,
+		"started_at", at.UTC().Format(time.RFC3339Nano), "step", "starting")
+}
+
+// Requeued marks a job that goes back to its queue (its worker shut down).
+func (s *Store) Requeued(ctx context.Context, id string) error {
+	return s.set(ctx, id, false, "status", string(Queued), "step", "requeued")
+}
+
+// SetStep records what a running job does now, for progress lines.
+func (s *Store) SetStep(ctx context.Context, id, step string) error {
+	return s.set(ctx, id, false, "step", step)
+}
+
+// Finish records how the job ended, unless it already ended: a record is final once.
+func (s *Store) Finish(ctx context.Context, id string, o Outcome, at time.Time) error {
+	fields := []any{"status", string(o.Status), "step", "", "error", o.Error,
+		"finished_at", at.UTC().Format(time.RFC3339Nano)}
+	for field, v := range map[string]any{"timings": o.Timings, "cache": o.Cache} {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		fields = append(fields, field, b)
+	}
+	if o.Result != nil {
+		b, err := json.Marshal(o.Result)
+		if err != nil {
+			return err
+		}
+		fields = append(fields, "result", b)
+	}
+	return s.set(ctx, id, false, fields...)
+}
+
+// RequestCancel flags the job for cancellation; the worker running it (or the next
+// one to pick it up) ends it canceled.
+func (s *Store) RequestCancel(ctx context.Context, id string) error {
+	return s.set(ctx, id, false, "cancel", "1")
+}
+
+// appendCapped appends to a job's output until it reaches the cap, then notes the
+// truncation once.
+var appendCapped = redis.NewScript(`
+local cap = tonumber(ARGV[2])
+local cur = redis.call('STRLEN', KEYS[1])
+if cur >= cap then return 0 end
+local room = cap - cur - string.len(ARGV[3])
+local data = ARGV[1]
+if string.len(data) > room then
+  data = string.sub(data, 1, math.max(room, 0)) .. ARGV[3]
+end
+redis.call('APPEND', KEYS[1], data)
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
+return 1
+`)
+
+// AppendLogs adds output to the job's log. The caller redacts it first.
+func (s *Store) AppendLogs(ctx context.Context, id string, p []byte) error {
+	if len(p) == 0 {
+		return nil
+	}
+	err := appendCapped.Run(ctx, s.rdb, []string{s.logsKey(id)},
+		p, LogCap, truncatedNote, int(s.retention.Seconds())).Err()
+	if err != nil {
+		return fmt.Errorf("append logs of job %s: %w", id, err)
+	}
+	return nil
+}
+
+// Logs returns the job's output.
+func (s *Store) Logs(ctx context.Context, id string) ([]byte, error) {
+	b, err := s.rdb.Get(ctx, s.logsKey(id)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	return b, err
+}

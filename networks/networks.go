@@ -1,0 +1,243 @@
+// Package networks loads network.json: the chains deployments go to. A local network
+// is an anvil the workers run; a fork is an anvil forking an upstream chain; a remote
+// network is someone else's chain, reached over its RPC.
+//
+// Secrets (RPC URLs with keys in them, deployer keys) are not written in the file:
+// entries name environment variables, read when the file is loaded.
+package networks
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"regexp"
+	"sort"
+)
+
+// Types of network.
+const (
+	Local  = "local"
+	Fork   = "fork"
+	Remote = "remote"
+)
+
+// Network is one entry of network.json.
+type Network struct {
+	Name    string `json:"name"`
+	Type    string `json:"type"`
+	ChainID uint64 `json:"chain_id"`
+	// Port is where a local or fork chain's RPC is published on the worker's host
+	// (127.0.0.1). 0 lets the engine pick one.
+	Port int `json:"port"`
+	// ForkURLEnv names the variable holding the upstream RPC of a fork.
+	ForkURLEnv string `json:"fork_url_env,omitempty"`
+	// ForkBlock pins the fork to a block; 0 forks the latest.
+	ForkBlock uint64 `json:"fork_block_number,omitempty"`
+	// RPCURLEnv names the variable holding a remote network's RPC.
+	RPCURLEnv string `json:"rpc_url_env,omitempty"`
+	// DeployerKeyEnv names the variable holding a remote network's deployer key.
+	DeployerKeyEnv string `json:"deployer_key_env,omitempty"`
+
+	// Read from the environment at load; never serialized.
+	forkURL     string
+	rpcURL      string
+	deployerKey string
+}
+
+// Managed says the workers run this network's chain.
+func (n Network) Managed() bool { return n.Type == Local || n.Type == Fork }
+
+// ForkURL is the upstream RPC of a fork. Secret.
+func (n Network) ForkURL() string { return n.forkURL }
+
+// RPCURL is a remote network's RPC. Secret.
+func (n Network) RPCURL() string { return n.rpcURL }
+
+// Available says whether the network can take deployments with this environment, and
+// if not, why (the variable that is not set).
+func (n Network) Available() error {
+	switch {
+	case n.Type == Fork && n.forkURL == "":
+		return fmt.Errorf("network %q is not configured: %s is not set", n.Name, n.ForkURLEnv)
+	case n.Type == Remote && n.rpcURL == "":
+		return fmt.Errorf("network %q is not configured: %s is not set", n.Name, n.RPCURLEnv)
+	}
+	return nil
+}
+
+// Secrets are the values of this network that must never be shown.
+func (n Network) Secrets() []string {
+	var out []string
+	for _, s := range []string{n.forkURL, n.rpcURL, n.deployerKey} {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Set is the loaded file.
+type Set struct {
+	byName map[string]Network
+}
+
+// ErrUnknown says no network has the name.
+var ErrUnknown = errors.New("unknown network")
+
+// Get returns the named network.
+func (s Set) Get(name string) (Network, error) {
+	n, ok := s.byName[name]
+	if !ok {
+		return Network{}, fmt.Errorf("%w %q (known: %v)", ErrUnknown, name, s.Names())
+	}
+	return n, nil
+}
+
+// Names lists the networks, sorted.
+func (s Set) Names() []string {
+	out := make([]string, 0, len(s.byName))
+	for name := range s.byName {
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// All lists the networks, sorted by name.
+func (s Set) All() []Network {
+	out := make([]Network, 0, len(s.byName))
+	for _, name := range s.Names() {
+		out = append(out, s.byName[name])
+	}
+	return out
+}
+
+// Secrets are every secret value of every network, for redaction.
+func (s Set) Secrets() []string {
+	var out []string
+	for _, n := range s.byName {
+		out = append(out, n.Secrets()...)
+	}
+	return out
+}
+
+// Load reads and validates a network file, failing on the first bad entry by name.
+func Load(path string) (Set, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Set{}, fmt.Errorf("networks: %w", err)
+	}
+	s, err := Parse(b, os.Getenv)
+	if err != nil {
+		return Set{}, fmt.Errorf("networks: %s: %w", path, err)
+	}
+	return s, nil
+}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
+var envRE = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
+
+// Parse reads a network file's contents; getenv supplies the referenced variables.
+func Parse(b []byte, getenv func(string) string) (Set, error) {
+	var file struct {
+		Networks []Network `json:"networks"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&file); err != nil {
+		return Set{}, fmt.Errorf("not a network file: %w", err)
+	}
+	if len(file.Networks) == 0 {
+		return Set{}, errors.New("no networks")
+	}
+	set := Set{byName: make(map[string]Network)}
+	ports := make(map[int]string)
+	for i, n := range file.Networks {
+		label := fmt.Sprintf("entry %d", i)
+		if n.Name != "" {
+			label = fmt.Sprintf("network %q", n.Name)
+		}
+		if err := validate(n); err != nil {
+			return Set{}, fmt.Errorf("%s: %w", label, err)
+		}
+		if _, dup := set.byName[n.Name]; dup {
+			return Set{}, fmt.Errorf("%s: defined twice", label)
+		}
+		if n.Managed() && n.Port != 0 {
+			if other, dup := ports[n.Port]; dup {
+				return Set{}, fmt.Errorf("%s: port %d is also network %q's", label, n.Port, other)
+			}
+			ports[n.Port] = n.Name
+		}
+		if n.ForkURLEnv != "" {
+			n.forkURL = getenv(n.ForkURLEnv)
+			if n.forkURL != "" {
+				if err := checkURL(n.forkURL); err != nil {
+					return Set{}, fmt.Errorf("%s: %s: %w", label, n.ForkURLEnv, err)
+				}
+			}
+		}
+		if n.RPCURLEnv != "" {
+			n.rpcURL = getenv(n.RPCURLEnv)
+			if n.rpcURL != "" {
+				if err := checkURL(n.rpcURL); err != nil {
+					return Set{}, fmt.Errorf("%s: %s: %w", label, n.RPCURLEnv, err)
+				}
+			}
+		}
+		if n.DeployerKeyEnv != "" {
+			n.deployerKey = getenv(n.DeployerKeyEnv)
+		}
+		set.byName[n.Name] = n
+	}
+	return set, nil
+}
+
+func validate(n Network) error {
+	if !nameRE.MatchString(n.Name) {
+		return errors.New("name: use 1-32 lowercase letters, digits and dashes")
+	}
+	if n.ChainID == 0 {
+		return errors.New("chain_id is missing")
+	}
+	if n.Port < 0 || n.Port > 65535 {
+		return fmt.Errorf("port %d is out of range", n.Port)
+	}
+	for _, env := range []string{n.ForkURLEnv, n.RPCURLEnv, n.DeployerKeyEnv} {
+		if env != "" && !envRE.MatchString(env) {
+			return fmt.Errorf("%q is not an environment variable name", env)
+		}
+	}
+	switch n.Type {
+	case Local:
+		if n.ForkURLEnv != "" || n.RPCURLEnv != "" {
+			return errors.New("a local network takes no fork_url_env or rpc_url_env")
+		}
+	case Fork:
+		if n.ForkURLEnv == "" {
+			return errors.New("a fork needs fork_url_env")
+		}
+	case Remote:
+		if n.RPCURLEnv == "" {
+			return errors.New("a remote network needs rpc_url_env")
+		}
+		if n.DeployerKeyEnv == "" {
+			return errors.New("a remote network needs deployer_key_env")
+		}
+	default:
+		return fmt.Errorf("type %q: use local, fork or remote", n.Type)
+	}
+	return nil
+}
+
+// checkURL validates an RPC URL without repeating it (it may hold a key).
+func checkURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "ws" && u.Scheme != "wss") {
+		return errors.New("not an http(s) or ws(s) URL")
+	}
+	return nil
+}

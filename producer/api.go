@@ -1,0 +1,184 @@
+// Package producer is the HTTP API: it validates requests, stores uploaded projects,
+// records and enqueues jobs, and answers polls from Redis. It does no Docker work and
+// does not link the Docker client: workers own their engines.
+package producer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/labstack/echo/v4"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/deployer-dev/deployer/api"
+	"github.com/deployer-dev/deployer/jobs"
+	"github.com/deployer-dev/deployer/networks"
+	"github.com/deployer-dev/deployer/projects"
+	"github.com/deployer-dev/deployer/registry"
+	"github.com/deployer-dev/deployer/tasks"
+)
+
+// Config is what the API needs of the configuration.
+type Config struct {
+	ProjectsRoot    string
+	MaxProjectBytes int64
+	ProjectTTL      time.Duration
+	Limits          projects.Limits
+	JobTimeout      time.Duration
+	JobRetention    time.Duration
+	JobMaxRetry     int
+}
+
+// API serves the HTTP API.
+type API struct {
+	cfg       Config
+	ns        tasks.Namespace
+	rdb       redis.UniversalClient
+	client    *asynq.Client
+	inspector *asynq.Inspector
+	jobs      *jobs.Store
+	projects  *projects.Store
+	registry  *registry.Registry
+	networks  networks.Set
+	log       *slog.Logger
+	echo      *echo.Echo
+}
+
+// New returns the API. rdb and redisOpt name the same Redis.
+func New(cfg Config, rdb redis.UniversalClient, redisOpt asynq.RedisConnOpt, ns tasks.Namespace,
+	nets networks.Set, log *slog.Logger) *API {
+	a := &API{
+		cfg:       cfg,
+		ns:        ns,
+		rdb:       rdb,
+		client:    asynq.NewClient(redisOpt),
+		inspector: asynq.NewInspector(redisOpt),
+		jobs:      jobs.NewStore(rdb, ns, cfg.JobRetention),
+		projects:  projects.NewStore(rdb, ns, cfg.ProjectTTL),
+		registry:  registry.New(rdb, ns),
+		networks:  nets,
+		log:       log,
+	}
+	a.echo = a.routes()
+	return a
+}
+
+// Handler is the API's HTTP handler.
+func (a *API) Handler() http.Handler { return a.echo }
+
+// Close releases the API's Redis clients.
+func (a *API) Close() error {
+	return errors.Join(a.client.Close(), a.inspector.Close())
+}
+
+// Serve listens on addr until ctx ends, then stops accepting and lets requests in
+// flight finish.
+func (a *API) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{Handler: a.echo, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	a.log.Info("api listening", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("api: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	a.log.Info("api stopped")
+	return err
+}
+
+func (a *API) routes() *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = a.errorHandler
+	e.Use(a.logRequests)
+	e.GET("/healthz", a.healthz)
+	e.GET("/readyz", a.readyz)
+	e.POST("/projects", a.uploadProject)
+	e.POST("/deploy", a.deploy)
+	e.GET("/deploy/:id", a.getJob)
+	e.GET("/deploy/:id/logs", a.getLogs)
+	e.DELETE("/deploy/:id", a.cancelJob)
+	return e
+}
+
+// apiError is an error answered to the client as {"error": msg}.
+func apiError(code int, format string, args ...any) error {
+	return echo.NewHTTPError(code, fmt.Sprintf(format, args...))
+}
+
+// errorHandler answers every error as JSON {"error": "..."}; internal errors are
+// logged and answered without their details.
+func (a *API) errorHandler(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	code, msg := http.StatusInternalServerError, "internal error"
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		code = he.Code
+		if s, ok := he.Message.(string); ok {
+			msg = s
+		} else {
+			msg = http.StatusText(code)
+		}
+	} else {
+		a.log.Error("request failed", "method", c.Request().Method, "path", c.Path(), "error", err)
+	}
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(code)
+		return
+	}
+	_ = c.JSON(code, api.Error{Error: msg})
+}
+
+func (a *API) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		a.log.Debug("request", "method", c.Request().Method, "path", c.Request().URL.Path,
+			"status", c.Response().Status, "duration", time.Since(start))
+		return nil
+	}
+}
+
+func (a *API) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyWithin is how recent a worker's heartbeat must be for the service to be ready.
+const readyWithin = 30 * time.Second
+
+func (a *API) readyz(c echo.Context) error {
+	ctx := c.Request().Context()
+	if err := a.rdb.Ping(ctx).Err(); err != nil {
+		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": "redis does not answer"})
+	}
+	live, err := a.registry.Live(ctx, time.Now(), readyWithin)
+	if err != nil {
+		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": "cannot read the worker registry"})
+	}
+	healthy := 0
+	for _, w := range live {
+		if w.Healthy {
+			healthy++
+		}
+	}
+	if healthy == 0 {
+		return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "unavailable",
+			"reason": "no worker with a healthy Docker engine has reported in the last 30 s", "workers": len(live)})
+	}
+	return c.JSON(http.StatusOK, map[string]any{"status": "ready", "workers": healthy})
+}

@@ -1,0 +1,226 @@
+package producer
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/labstack/echo/v4"
+
+	"github.com/deployer-dev/deployer/api"
+	"github.com/deployer-dev/deployer/foundry"
+	"github.com/deployer-dev/deployer/jobs"
+	"github.com/deployer-dev/deployer/networks"
+	"github.com/deployer-dev/deployer/projects"
+	"github.com/deployer-dev/deployer/tasks"
+)
+
+// maxRequestBytes bounds a JSON request.
+const maxRequestBytes = 1 << 20
+
+// uploadProject stores a gzip'd tar of a project, after checking every entry.
+func (a *API) uploadProject(c echo.Context) error {
+	r := c.Request()
+	if r.ContentLength > a.cfg.MaxProjectBytes {
+		return apiError(http.StatusRequestEntityTooLarge, "project archive is larger than %d bytes", a.cfg.MaxProjectBytes)
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, a.cfg.MaxProjectBytes+1))
+	if err != nil {
+		return apiError(http.StatusBadRequest, "could not read the body: %v", err)
+	}
+	if int64(len(body)) > a.cfg.MaxProjectBytes {
+		return apiError(http.StatusRequestEntityTooLarge, "project archive is larger than %d bytes", a.cfg.MaxProjectBytes)
+	}
+	if len(body) == 0 {
+		return apiError(http.StatusBadRequest, "the body is empty: send a gzip'd tar of the project directory")
+	}
+	listing, err := projects.InspectArchive(body, a.cfg.Limits)
+	if err != nil {
+		return userError(err)
+	}
+	if listing.FoundryTOML == nil {
+		return apiError(http.StatusBadRequest, "not a Foundry project: the archive has no foundry.toml at its top")
+	}
+	sum, err := a.projects.Put(r.Context(), body)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, api.UploadResponse{ProjectID: "sha256:" + sum, PathURL: "project://" + sum})
+}
+
+func (a *API) deploy(c echo.Context) error {
+	req, err := decodeDeploy(c.Request())
+	if err != nil {
+		return err
+	}
+	p, err := a.validate(c.Request().Context(), req)
+	if err != nil {
+		return err
+	}
+	id, err := newJobID()
+	if err != nil {
+		return err
+	}
+	p.JobID = id
+	p.EnqueuedAt = time.Now()
+	ctx := c.Request().Context()
+	job := jobs.Job{ID: id, Framework: p.Framework, Network: p.Network, Queue: a.ns.DeployQueue(),
+		Project: p.Project.String(), Target: targetOf(p), CreatedAt: p.EnqueuedAt}
+	if err := a.jobs.Create(ctx, job); err != nil {
+		return err
+	}
+	task, err := tasks.NewDeploy(p)
+	if err != nil {
+		return err
+	}
+	_, err = a.client.EnqueueContext(ctx, task,
+		asynq.Queue(a.ns.DeployQueue()),
+		asynq.TaskID(id),
+		asynq.MaxRetry(a.cfg.JobMaxRetry),
+		asynq.Retention(a.cfg.JobRetention),
+		// The worker's own deadline ends a job first, with a clear message.
+		asynq.Timeout(a.cfg.JobTimeout+2*time.Minute),
+	)
+	if err != nil {
+		_ = a.jobs.Delete(context.WithoutCancel(ctx), id)
+		a.log.Error("enqueue failed", "job_id", id, "error", err)
+		return apiError(http.StatusServiceUnavailable, "the job could not be queued; try again")
+	}
+	a.log.Info("job queued", "job_id", id, "network", p.Network, "project", p.Project.String())
+	return c.JSON(http.StatusAccepted, api.DeployResponse{JobID: id, Status: string(jobs.Queued), StatusURL: "/deploy/" + id})
+}
+
+func targetOf(p tasks.Deploy) string {
+	if p.Contract != "" {
+		return p.Contract
+	}
+	return p.Script
+}
+
+func decodeDeploy(r *http.Request) (api.DeployRequest, error) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBytes+1))
+	if err != nil {
+		return api.DeployRequest{}, apiError(http.StatusBadRequest, "could not read the body: %v", err)
+	}
+	if len(body) > maxRequestBytes {
+		return api.DeployRequest{}, apiError(http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", maxRequestBytes)
+	}
+	var req api.DeployRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return api.DeployRequest{}, apiError(http.StatusBadRequest, "the body is not a JSON deploy request: %v", err)
+	}
+	if dec.More() {
+		return api.DeployRequest{}, apiError(http.StatusBadRequest, "the body holds more than one JSON value")
+	}
+	return req, nil
+}
+
+// validate checks a request against the networks and the project, and returns the
+// payload to enqueue. Its errors are 400s naming the problem.
+func (a *API) validate(ctx context.Context, req api.DeployRequest) (tasks.Deploy, error) {
+	bad := func(format string, args ...any) (tasks.Deploy, error) {
+		return tasks.Deploy{}, apiError(http.StatusBadRequest, format, args...)
+	}
+	if strings.TrimSpace(req.PathURL) == "" {
+		return bad("path_url is required: a project:// id from POST /projects, or a directory under the projects root")
+	}
+	switch req.Framework {
+	case "foundry":
+	case "":
+		return bad("framework is required (foundry)")
+	case "hardhat":
+		return bad("framework hardhat is not supported yet")
+	default:
+		return bad("unknown framework %q (supported: foundry)", req.Framework)
+	}
+	if req.Network == "" {
+		req.Network = "local"
+	}
+	net, err := a.networks.Get(req.Network)
+	if errors.Is(err, networks.ErrUnknown) {
+		return bad("unknown network %q (known: %s)", req.Network, strings.Join(a.networks.Names(), ", "))
+	}
+	if net.Type == networks.Remote {
+		return bad("network %q is remote, and remote deployments are not enabled", req.Network)
+	}
+	if err := net.Available(); err != nil {
+		return bad("%v", err)
+	}
+
+	var ref tasks.ProjectRef
+	var listing *projects.Listing
+	if sum, isUpload, err := projects.ParseUploadURL(req.PathURL); err != nil {
+		return bad("%v", trimInvalid(err))
+	} else if isUpload {
+		archive, err := a.projects.Get(ctx, sum)
+		if errors.Is(err, projects.ErrNotFound) {
+			return bad("project %s was not found: upload it with POST /projects (uploads are kept 24 h)", req.PathURL)
+		}
+		if err != nil {
+			return tasks.Deploy{}, err
+		}
+		if listing, err = projects.InspectArchive(archive, a.cfg.Limits); err != nil {
+			return tasks.Deploy{}, userError(err)
+		}
+		ref.Upload = sum
+	} else {
+		rel, err := projects.ResolvePath(a.cfg.ProjectsRoot, req.PathURL)
+		if err != nil {
+			return tasks.Deploy{}, userError(err)
+		}
+		if listing, err = projects.ListDir(filepath.Join(a.cfg.ProjectsRoot, rel), a.cfg.Limits); err != nil {
+			return tasks.Deploy{}, userError(err)
+		}
+		ref.Path = rel
+	}
+	if listing.FoundryTOML == nil {
+		return bad("path_url %q is not a Foundry project: it has no foundry.toml", req.PathURL)
+	}
+	if _, err := foundry.SanitizeConfig(listing.FoundryTOML); err != nil {
+		return bad("%v", err)
+	}
+	target, err := foundry.ResolveTarget(listing, req.Script, req.Contract, req.ConstructorArgs)
+	if err != nil {
+		return bad("%v", err)
+	}
+	p := tasks.Deploy{Framework: req.Framework, Network: req.Network, Project: ref,
+		ConstructorArgs: target.ConstructorArgs}
+	if target.IsScript() {
+		p.Script = target.String()
+	} else {
+		p.Contract = target.String()
+	}
+	return p, nil
+}
+
+// userError answers a project problem as a 400 and anything else as a 500.
+func userError(err error) error {
+	if errors.Is(err, projects.ErrInvalid) || errors.Is(err, foundry.ErrRefused) {
+		return apiError(http.StatusBadRequest, "%v", trimInvalid(err))
+	}
+	return err
+}
+
+func trimInvalid(err error) string {
+	return strings.TrimPrefix(err.Error(), projects.ErrInvalid.Error()+": ")
+}
+
+func newJobID() (string, error) {
+	b := make([]byte, 12)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("job id: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env node
+// A solc command line on solc-js, for forge on machines that cannot download a
+// compiler. forge calls it with --version (on every run) and with --standard-json.
+'use strict';
+const fs = require('fs');
+const path = require('path');
+
+const args = process.argv.slice(2);
+if (args.includes('--version')) {
+  const version = fs.readFileSync('/opt/solc/VERSION', 'utf8').trim();
+  process.stdout.write('solc, the solidity compiler commandline interface\nVersion: ' + version + '\n');
+  process.exit(0);
+}
+if (!args.includes('--standard-json')) {
+  process.stderr.write('this solc only supports --version and --standard-json\n');
+  process.exit(2);
+}
+
+// Imports forge did not inline are read under the paths it allows.
+const roots = [];
+for (let i = 0; i < args.length; i++) {
+  if (['--base-path', '--include-path', '--allow-paths'].includes(args[i]) && args[i + 1]) {
+    for (const p of args[i + 1].split(',')) roots.push(p);
+  }
+}
+if (roots.length === 0) roots.push(process.cwd());
+function findImports(name) {
+  for (const root of roots) {
+    const file = path.resolve(root, name);
+    try {
+      return { contents: fs.readFileSync(file, 'utf8') };
+    } catch (_) { /* next root */ }
+  }
+  return { error: 'File not found: ' + name };
+}
+
+const chunks = [];
+process.stdin.on('data', (c) => chunks.push(c));
+process.stdin.on('end', () => {
+  const solc = require('/opt/solc/node_modules/solc');
+  process.stdout.write(solc.compile(Buffer.concat(chunks).toString('utf8'), { import: findImports }));
+});

@@ -1,0 +1,107 @@
+// Package tasks is the contract between the API and the workers: task types, their
+// versioned payloads, and the names (queues, Redis keys) of one installation.
+package tasks
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+)
+
+// Task types.
+const (
+	TypeDeploy = "deploy:run"
+)
+
+// DeployVersion is the version of the Deploy payload this release writes and reads.
+const DeployVersion = 1
+
+// ErrPayloadVersion says a payload was written by a release this one cannot read.
+var ErrPayloadVersion = errors.New("unsupported payload version")
+
+// Namespace names the Redis keys and asynq queues of one installation, so that two
+// installations on one Redis never see each other's state.
+type Namespace struct {
+	Instance string
+}
+
+// Key is a Redis key of this installation.
+func (n Namespace) Key(parts ...string) string {
+	return "deployer:" + n.Instance + ":" + strings.Join(parts, ":")
+}
+
+// DeployQueue is the shared queue of deployments.
+func (n Namespace) DeployQueue() string { return n.Instance + ":deploy" }
+
+// MaintenanceQueue is the shared queue of periodic maintenance.
+func (n Namespace) MaintenanceQueue() string { return n.Instance + ":maintenance" }
+
+// WorkerQueue is the queue only the named worker listens on, for work that must reach
+// one engine (cleanup, cache clear, stats).
+func (n Namespace) WorkerQueue(workerID string) string { return n.Instance + ":worker:" + workerID }
+
+// ProjectRef says where a job's project comes from.
+type ProjectRef struct {
+	// Upload is the sha256 (hex) of an archive stored through POST /projects.
+	Upload string `json:"upload,omitempty"`
+	// Path is a directory relative to PROJECTS_ROOT on a filesystem workers share.
+	Path string `json:"path,omitempty"`
+}
+
+func (r ProjectRef) String() string {
+	if r.Upload != "" {
+		return "project://" + r.Upload
+	}
+	return r.Path
+}
+
+// Deploy is the payload of a deployment task. It carries no secret: keys and RPC
+// credentials are the worker's, looked up by network name.
+type Deploy struct {
+	Version         int        `json:"version"`
+	JobID           string     `json:"job_id"`
+	Framework       string     `json:"framework"`
+	Network         string     `json:"network"`
+	Project         ProjectRef `json:"project"`
+	Script          string     `json:"script,omitempty"`
+	Contract        string     `json:"contract,omitempty"`
+	ConstructorArgs []string   `json:"constructor_args,omitempty"`
+	EnqueuedAt      time.Time  `json:"enqueued_at"`
+}
+
+// NewDeploy makes the asynq task of a deployment; its task id is the job id.
+func NewDeploy(p Deploy) (*asynq.Task, error) {
+	p.Version = DeployVersion
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("encode deploy payload: %w", err)
+	}
+	return asynq.NewTask(TypeDeploy, b), nil
+}
+
+// DecodeDeploy reads a deployment payload, refusing a version it does not know
+// instead of misreading it.
+func DecodeDeploy(b []byte) (Deploy, error) {
+	var head struct {
+		Version int `json:"version"`
+	}
+	if err := json.Unmarshal(b, &head); err != nil {
+		return Deploy{}, fmt.Errorf("decode deploy payload: %w", err)
+	}
+	if head.Version != DeployVersion {
+		return Deploy{}, fmt.Errorf("deploy payload version %d, this worker reads %d: %w",
+			head.Version, DeployVersion, ErrPayloadVersion)
+	}
+	var p Deploy
+	if err := json.Unmarshal(b, &p); err != nil {
+		return Deploy{}, fmt.Errorf("decode deploy payload: %w", err)
+	}
+	if p.JobID == "" {
+		return Deploy{}, errors.New("decode deploy payload: no job id")
+	}
+	return p, nil
+}

@@ -1,0 +1,122 @@
+// Package worker runs deployments: an asynq server on the shared deployment queue and
+// on a queue of its own, a heartbeat in the registry, and the handler that turns a
+// task into a deployment and its outcome into the job's record.
+package worker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/deployer-dev/deployer/deployment"
+	"github.com/deployer-dev/deployer/engine"
+	"github.com/deployer-dev/deployer/jobs"
+	"github.com/deployer-dev/deployer/redact"
+	"github.com/deployer-dev/deployer/registry"
+	"github.com/deployer-dev/deployer/tasks"
+)
+
+// Config is what a worker needs of the configuration.
+type Config struct {
+	ID              string
+	Concurrency     int
+	ShutdownTimeout time.Duration
+}
+
+// Worker is one worker process's share of the work.
+type Worker struct {
+	cfg      Config
+	ns       tasks.Namespace
+	srv      *asynq.Server
+	eng      *engine.Engine
+	jobs     *jobs.Store
+	registry *registry.Registry
+	deployer *deployment.Deployer
+	redact   *redact.Redactor
+	log      *slog.Logger
+
+	stopping atomic.Bool
+	inflight sync.WaitGroup
+	active   atomic.Int64
+	started  time.Time
+}
+
+// New returns a worker. It does not start until Run.
+func New(cfg Config, redisOpt asynq.RedisConnOpt, ns tasks.Namespace, eng *engine.Engine, store *jobs.Store,
+	reg *registry.Registry, dep *deployment.Deployer, red *redact.Redactor, log *slog.Logger) *Worker {
+	w := &Worker{cfg: cfg, ns: ns, eng: eng, jobs: store, registry: reg, deployer: dep, redact: red,
+		log: log.With("worker_id", cfg.ID)}
+	w.srv = asynq.NewServer(redisOpt, asynq.Config{
+		Concurrency: cfg.Concurrency,
+		Queues: map[string]int{
+			ns.DeployQueue():       5,
+			ns.WorkerQueue(cfg.ID): 5,
+		},
+		ShutdownTimeout: cfg.ShutdownTimeout,
+		// asynq polls queues; the default second would be most of a warm job.
+		TaskCheckInterval: 100 * time.Millisecond,
+		RetryDelayFunc: func(n int, _ error, _ *asynq.Task) time.Duration {
+			// Retries are for our failures (engine restarting, Redis blip): soon,
+			// then backing off.
+			return min(time.Duration(1<<n)*2*time.Second, time.Minute)
+		},
+		Logger:   tasks.Logger(log.With("component", "asynq")),
+		LogLevel: asynq.WarnLevel,
+	})
+	return w
+}
+
+// Queue is the worker's own queue.
+func (w *Worker) Queue() string { return w.ns.WorkerQueue(w.cfg.ID) }
+
+// Run serves until ctx ends, then drains: running jobs get ShutdownTimeout to finish,
+// then go back to the queue, and the worker waits for their containers to be gone.
+func (w *Worker) Run(ctx context.Context) error {
+	w.started = time.Now()
+	mux := asynq.NewServeMux()
+	mux.Handle(tasks.TypeDeploy, &deployHandler{w: w})
+	hb := newHeartbeat(w)
+	var wg sync.WaitGroup
+	hb.start(&wg)
+	if err := w.srv.Start(mux); err != nil {
+		hb.shutdown()
+		wg.Wait()
+		return fmt.Errorf("worker: %w", err)
+	}
+	w.log.Info("worker started", "engine", w.eng.ID(), "concurrency", w.cfg.Concurrency, "queue", w.Queue())
+	<-ctx.Done()
+	w.log.Info("worker draining", "active", w.active.Load())
+	w.stopping.Store(true)
+	w.srv.Shutdown()
+	// asynq stops waiting for a handler once it requeued its task; the handler
+	// still removes its container.
+	done := make(chan struct{})
+	go func() { w.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		w.log.Warn("handlers still running after shutdown")
+	}
+	hb.shutdown()
+	wg.Wait()
+	rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = w.registry.Remove(rctx, w.cfg.ID)
+	w.log.Info("worker stopped")
+	return nil
+}
+
+// DefaultID names a worker after its host and process.
+func DefaultID() string {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "worker"
+	}
+	return fmt.Sprintf("%s-%d-%04x", host, os.Getpid(), time.Now().UnixNano()&0xffff)
+}
