@@ -4,6 +4,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -115,12 +116,16 @@ func (d *Duration) Decode(s string) error {
 // D returns the value as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
 
+// maxSeconds is about a century: more than any timeout or age means.
+const maxSeconds = 100 * 365 * 24 * 3600
+
 // ParseDuration reads a Go duration or a number of seconds.
 func ParseDuration(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	if n, err := strconv.ParseFloat(s, 64); err == nil {
-		if n < 0 {
-			return 0, fmt.Errorf("negative duration %q", s)
+		// NaN fails both comparisons; the bound keeps the conversion from wrapping.
+		if !(n >= 0 && n <= maxSeconds) {
+			return 0, fmt.Errorf("%q is not a number of seconds between 0 and %d", s, int64(maxSeconds))
 		}
 		return time.Duration(n * float64(time.Second)), nil
 	}
@@ -150,7 +155,7 @@ func (b *ByteSize) Decode(s string) error {
 		mult, s = 1<<10, strings.TrimSuffix(s, "k")
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n <= 0 {
+	if err != nil || n <= 0 || n > math.MaxInt64/mult {
 		return fmt.Errorf("%q is not a size such as 2g or 512m", s)
 	}
 	*b = ByteSize(n * mult)

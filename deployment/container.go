@@ -25,17 +25,18 @@ type box struct {
 	timeout time.Duration
 }
 
-func (d *Deployer) startContainer(ctx context.Context, p tasks.Deploy, imageID string, chain *chains.Chain) (*box, error) {
-	id, err := d.eng.CreateContainer(ctx, engine.ContainerSpec{
-		Name:  "deployer-" + d.eng.Instance() + "-job-" + p.JobID,
+// JobContainer is the container a job runs in.
+func JobContainer(eng *engine.Engine, cfg Config, jobID, network, imageID string, chain *chains.Chain) engine.ContainerSpec {
+	return engine.ContainerSpec{
+		Name:  "deployer-" + eng.Instance() + "-job-" + jobID,
 		Image: imageID,
 		// The container idles while the job's commands run in it one after another.
 		Cmd:  []string{"sleep", "infinity"},
 		User: jobUser,
-		Labels: d.eng.Labels(engine.RoleJob, map[string]string{
-			engine.LabelJob:     p.JobID,
-			engine.LabelWorker:  d.cfg.WorkerID,
-			engine.LabelNetwork: p.Network,
+		Labels: eng.Labels(engine.RoleJob, map[string]string{
+			engine.LabelJob:     jobID,
+			engine.LabelWorker:  cfg.WorkerID,
+			engine.LabelNetwork: network,
 		}),
 		Tmpfs: map[string]string{
 			workDir: "size=1g,uid=10001,gid=10001,mode=0700",
@@ -43,11 +44,15 @@ func (d *Deployer) startContainer(ctx context.Context, p tasks.Deploy, imageID s
 		},
 		Mounts:   []engine.Mount{{Volume: chain.IPCVolume, Target: "/ipc", ReadOnly: true}},
 		Network:  "none",
-		Memory:   d.cfg.Memory,
-		NanoCPUs: d.cfg.NanoCPUs,
-		Pids:     d.cfg.Pids,
+		Memory:   cfg.Memory,
+		NanoCPUs: cfg.NanoCPUs,
+		Pids:     cfg.Pids,
 		Init:     true,
-	})
+	}
+}
+
+func (d *Deployer) startContainer(ctx context.Context, p tasks.Deploy, imageID string, chain *chains.Chain) (*box, error) {
+	id, err := d.eng.CreateContainer(ctx, JobContainer(d.eng, d.cfg, p.JobID, p.Network, imageID, chain))
 	if err != nil {
 		return nil, err
 	}

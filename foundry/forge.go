@@ -81,6 +81,7 @@ func FailureSummary(output string) string {
 					msg += " " + n
 				}
 			}
+			msg = strings.TrimSpace(msg)
 			if len(msg) > 500 {
 				msg = msg[:500] + "..."
 			}
@@ -166,18 +167,18 @@ func ParseBroadcast(b []byte) (Broadcast, error) {
 	return out, nil
 }
 
-// ParseCreate reads forge create --json output.
+// ParseCreate reads forge create --json output: a JSON object (pretty-printed by
+// forge 1.7) after the compiler's lines.
 func ParseCreate(stdout string, t Target) (Broadcast, error) {
-	for _, line := range strings.Split(stdout, "\n") {
-		line = strings.TrimSpace(line)
-		if !strings.HasPrefix(line, "{") {
+	for i := 0; i < len(stdout); i++ {
+		if stdout[i] != '{' || (i > 0 && stdout[i-1] != '\n') {
 			continue
 		}
 		var r struct {
 			DeployedTo      string `json:"deployedTo"`
 			TransactionHash string `json:"transactionHash"`
 		}
-		if json.Unmarshal([]byte(line), &r) == nil && r.DeployedTo != "" {
+		if json.NewDecoder(strings.NewReader(stdout[i:])).Decode(&r) == nil && r.DeployedTo != "" {
 			h := strings.ToLower(r.TransactionHash)
 			return Broadcast{
 				Contracts: []Created{{Name: t.ContractName, Address: strings.ToLower(r.DeployedTo), TxHash: h}},

@@ -101,7 +101,8 @@ func splitRef(ref, what string) (string, string, error) {
 		return "", "", fmt.Errorf("%s %q: expected a .sol file", what, ref)
 	}
 	clean := path.Clean(p)
-	if path.IsAbs(p) || clean == ".." || strings.HasPrefix(clean, "../") || strings.HasPrefix(p, "-") {
+	// A leading dash would reach forge as a flag.
+	if path.IsAbs(p) || clean == ".." || strings.HasPrefix(clean, "../") || strings.HasPrefix(clean, "-") {
 		return "", "", fmt.Errorf("%s %q: a path inside the project, please", what, ref)
 	}
 	return clean, name, nil

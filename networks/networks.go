@@ -64,6 +64,8 @@ func (n Network) Available() error {
 		return fmt.Errorf("network %q is not configured: %s is not set", n.Name, n.ForkURLEnv)
 	case n.Type == Remote && n.rpcURL == "":
 		return fmt.Errorf("network %q is not configured: %s is not set", n.Name, n.RPCURLEnv)
+	case n.Type == Remote && n.deployerKey == "":
+		return fmt.Errorf("network %q is not configured: %s is not set", n.Name, n.DeployerKeyEnv)
 	}
 	return nil
 }
@@ -143,11 +145,9 @@ var envRE = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
 // Parse reads a network file's contents; getenv supplies the referenced variables.
 func Parse(b []byte, getenv func(string) string) (Set, error) {
 	var file struct {
-		Networks []Network `json:"networks"`
+		Networks []json.RawMessage `json:"networks"`
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&file); err != nil {
+	if err := strictDecode(b, &file); err != nil {
 		return Set{}, fmt.Errorf("not a network file: %w", err)
 	}
 	if len(file.Networks) == 0 {
@@ -155,8 +155,19 @@ func Parse(b []byte, getenv func(string) string) (Set, error) {
 	}
 	set := Set{byName: make(map[string]Network)}
 	ports := make(map[int]string)
-	for i, n := range file.Networks {
+	for i, raw := range file.Networks {
 		label := fmt.Sprintf("entry %d", i)
+		var n Network
+		if err := strictDecode(raw, &n); err != nil {
+			// Name the entry as well as the decoder can tell it.
+			var named struct {
+				Name string `json:"name"`
+			}
+			if json.Unmarshal(raw, &named) == nil && named.Name != "" {
+				label = fmt.Sprintf("network %q", named.Name)
+			}
+			return Set{}, fmt.Errorf("%s: %w", label, err)
+		}
 		if n.Name != "" {
 			label = fmt.Sprintf("network %q", n.Name)
 		}
@@ -194,6 +205,12 @@ func Parse(b []byte, getenv func(string) string) (Set, error) {
 		set.byName[n.Name] = n
 	}
 	return set, nil
+}
+
+func strictDecode(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
 }
 
 func validate(n Network) error {

@@ -28,7 +28,6 @@ func walkArchive(archive []byte, lim Limits, fn func(h *tar.Header, name string,
 	var entries int
 	var total int64
 	links := make(map[string]string)
-	skippedDirs := make(map[string]bool)
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -41,7 +40,11 @@ func walkArchive(archive []byte, lim Limits, fn func(h *tar.Header, name string,
 		if entries > lim.MaxEntries {
 			return invalidf("more than %d entries", lim.MaxEntries)
 		}
-		name, err := checkName(strings.TrimPrefix(h.Name, "./"))
+		raw := strings.TrimPrefix(h.Name, "./")
+		if raw == "" {
+			raw = "." // tar -C dir -czf - . starts with "./"
+		}
+		name, err := checkName(raw)
 		if err != nil {
 			return err
 		}
@@ -50,22 +53,20 @@ func walkArchive(archive []byte, lim Limits, fn func(h *tar.Header, name string,
 		}
 		// Nothing may be written through a link, even one that stays inside: the
 		// link's target could be replaced by a later entry.
+		skipped := false
 		for dir := path.Dir(name); dir != "."; dir = path.Dir(dir) {
 			if _, ok := links[dir]; ok {
 				return invalidf("path %q goes through the link %q", name, dir)
 			}
-			if skippedDirs[dir] {
-				name = ""
-				break
-			}
+			// Archives need not hold an entry for a directory they fill.
+			skipped = skipped || Skipped(dir, true)
 		}
-		if name == "" {
+		if skipped {
 			continue
 		}
 		switch h.Typeflag {
 		case tar.TypeDir:
 			if Skipped(name, true) {
-				skippedDirs[name] = true
 				continue
 			}
 		case tar.TypeReg:
@@ -81,6 +82,9 @@ func walkArchive(archive []byte, lim Limits, fn func(h *tar.Header, name string,
 				return invalidf("link %q leads outside the project (to %q)", name, h.Linkname)
 			}
 			links[name] = h.Linkname
+			if Skipped(name, false) {
+				continue
+			}
 		case tar.TypeLink:
 			return invalidf("hard link %q: hard links are not supported", name)
 		case tar.TypeXGlobalHeader:

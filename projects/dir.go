@@ -220,14 +220,14 @@ func Pack(w io.Writer, dir string, lim Limits, opt PackOptions) error {
 		}
 	}
 	err = walkDir(realDir, lim, func(rel string, d fs.DirEntry, target string) error {
+		if _, ok := opt.Replace[rel]; ok && !d.IsDir() {
+			return nil
+		}
 		switch {
 		case d.IsDir():
 			return tw.WriteHeader(hdr(&tar.Header{Typeflag: tar.TypeDir, Name: name(rel) + "/", Mode: 0o755}))
 		case target != "":
 			return tw.WriteHeader(hdr(&tar.Header{Typeflag: tar.TypeSymlink, Name: name(rel), Linkname: filepath.ToSlash(target), Mode: 0o777}))
-		}
-		if _, ok := opt.Replace[rel]; ok {
-			return nil
 		}
 		f, err := os.OpenFile(filepath.Join(realDir, filepath.FromSlash(rel)), os.O_RDONLY|noFollow, 0)
 		if err != nil {

@@ -1,0 +1,285 @@
+// Package e2e tests the whole service as a user meets it: the deployer binary (api,
+// worker and scheduler in one process) on a real redis-server, the real Docker engine,
+// real anvil chains and real forge, driven through the HTTP API.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/deployer-dev/deployer/api"
+	"github.com/deployer-dev/deployer/chains"
+	"github.com/deployer-dev/deployer/client"
+	"github.com/deployer-dev/deployer/internal/testenv"
+	"github.com/deployer-dev/deployer/jobs"
+	"github.com/deployer-dev/deployer/tasks"
+)
+
+var (
+	binPath   string
+	stackOnce sync.Once
+	theStack  *stack
+	stackErr  error
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "deployer-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binPath = filepath.Join(dir, "deployer")
+	build := exec.Command("go", "build", "-o", binPath, "./cmd/deployer")
+	build.Dir = testenv.RepoRoot()
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build deployer: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	if theStack != nil {
+		theStack.stop()
+	}
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// stack is one running deployer with its own installation name and Redis.
+type stack struct {
+	instance  string
+	url       string
+	redisURL  string
+	ns        tasks.Namespace
+	cmd       *exec.Cmd
+	logs      *syncBuffer
+	client    *client.Client
+	rdb       *redis.Client
+	insp      *asynq.Inspector
+	stopRedis func()
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// testNetworks publishes chains on ports the engine picks, so tests never collide
+// with a running demo or with each other.
+const testNetworks = `{"networks": [
+ {"name": "local", "type": "local", "chain_id": 31337, "port": 0},
+ {"name": "other", "type": "local", "chain_id": 31338, "port": 0},
+ {"name": "sepolia", "type": "remote", "chain_id": 11155111, "rpc_url_env": "E2E_SEPOLIA_RPC", "deployer_key_env": "E2E_SEPOLIA_KEY"}
+]}`
+
+// getStack returns the package's deployer, starting it on first use.
+func getStack(t *testing.T) *stack {
+	t.Helper()
+	testenv.RequireEngine(t, "e2e-probe")
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		testenv.Missing(t, "redis-server: %v", err)
+	}
+	stackOnce.Do(func() { theStack, stackErr = startStack() })
+	if stackErr != nil {
+		t.Fatalf("start deployer: %v", stackErr)
+	}
+	s := theStack
+	t.Cleanup(func() {
+		if t.Failed() {
+			out := s.logs.String()
+			if len(out) > 20000 {
+				out = out[len(out)-20000:]
+			}
+			t.Logf("deployer log (tail):\n%s", out)
+		}
+	})
+	return s
+}
+
+func startStack() (*stack, error) {
+	s := &stack{instance: testenv.Instance("e2e"), logs: &syncBuffer{}}
+	s.ns = tasks.Namespace{Instance: s.instance}
+	redisURL, stopRedis, err := testenv.StartRedis()
+	if err != nil {
+		return nil, err
+	}
+	s.redisURL, s.stopRedis = redisURL, stopRedis
+	dir, err := os.MkdirTemp("", "deployer-e2e-conf-")
+	if err != nil {
+		return nil, err
+	}
+	netFile := filepath.Join(dir, "network.json")
+	if err := os.WriteFile(netFile, []byte(testNetworks), 0o644); err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	s.url = "http://127.0.0.1:" + strconv.Itoa(port)
+	s.cmd = exec.Command(binPath, "all")
+	s.cmd.Dir = testenv.RepoRoot()
+	s.cmd.Env = append(os.Environ(),
+		"DEPLOYER_INSTANCE="+s.instance,
+		"REDIS_URL="+redisURL,
+		"HTTP_ADDR=127.0.0.1:"+strconv.Itoa(port),
+		"PROJECTS_ROOT="+testenv.RepoRoot(),
+		"NETWORKS_FILE="+netFile,
+		"TOOLCHAIN_DIR="+testenv.Toolchain(),
+		"JOB_TIMEOUT=3m",
+		"WORKER_CONCURRENCY=3",
+		"LOG_LEVEL=debug",
+	)
+	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
+	if err := s.cmd.Start(); err != nil {
+		return nil, err
+	}
+	opt, err := redis.ParseURL(redisURL)
+	if err != nil {
+		return nil, err
+	}
+	s.rdb = redis.NewClient(opt)
+	aopt, _ := asynq.ParseRedisURI(redisURL)
+	s.insp = asynq.NewInspector(aopt)
+	s.client = client.New(s.url, "")
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(s.url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			s.stop()
+			return nil, fmt.Errorf("deployer not ready after 60 s:\n%s", s.logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// stop ends the deployer the way an operator does (SIGTERM), then removes what the
+// test installation left on the engine.
+func (s *stack) stop() {
+	if s.cmd != nil && s.cmd.Process != nil {
+		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = s.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			_ = s.cmd.Process.Kill()
+			<-done
+		}
+	}
+	if s.insp != nil {
+		s.insp.Close()
+	}
+	if s.rdb != nil {
+		s.rdb.Close()
+	}
+	_ = testenv.Cleanup(s.instance)
+	if s.stopRedis != nil {
+		s.stopRedis()
+	}
+}
+
+// deploy submits a request and waits for the job to end.
+func (s *stack) deploy(t *testing.T, req api.DeployRequest) api.Job {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	if req.Framework == "" {
+		req.Framework = "foundry"
+	}
+	resp, err := s.client.Deploy(ctx, req)
+	if err != nil {
+		t.Fatalf("deploy %+v: %v", req, err)
+	}
+	j, err := s.client.Wait(ctx, resp.JobID, nil)
+	if err != nil {
+		t.Fatalf("wait for job %s: %v", resp.JobID, err)
+	}
+	return j
+}
+
+// requireCompleted fails unless the job completed, and checks on chain, through the
+// RPC URL the job answered, that code is at every address it returned.
+func requireCompleted(t *testing.T, j api.Job) {
+	t.Helper()
+	if j.Status != jobs.Completed {
+		msg := ""
+		if j.Error != nil {
+			msg = *j.Error
+		}
+		t.Fatalf("job %s ended %s: %s", j.JobID, j.Status, msg)
+	}
+	if j.Result == nil || len(j.Result.Contracts) == 0 {
+		t.Fatalf("completed job %s returned no contracts", j.JobID)
+	}
+	rpc := chains.NewRPC(j.Result.RPCURL)
+	ctx := context.Background()
+	id, err := rpc.ChainID(ctx)
+	if err != nil || id != j.Result.ChainID {
+		t.Fatalf("chain at %s: id %d, %v (job says %d)", j.Result.RPCURL, id, err, j.Result.ChainID)
+	}
+	for _, c := range j.Result.Contracts {
+		code, err := rpc.Code(ctx, c.Address)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(code) <= 2 {
+			t.Errorf("no code at %s (%s)", c.Address, c.Name)
+		}
+		rc, err := rpc.Receipt(ctx, c.TxHash)
+		if err != nil || rc == nil || rc.Status != "0x1" {
+			t.Errorf("contract %s: tx %s has no successful receipt (%v)", c.Name, c.TxHash, err)
+		}
+	}
+}
+
+// enqueue puts a task in the deployment queue as the API would, bypassing its checks.
+func (s *stack) enqueue(task *asynq.Task, id string) error {
+	aopt, err := asynq.ParseRedisURI(s.redisURL)
+	if err != nil {
+		return err
+	}
+	c := asynq.NewClient(aopt)
+	defer c.Close()
+	_, err = c.Enqueue(task, asynq.Queue(s.ns.DeployQueue()), asynq.TaskID(id), asynq.MaxRetry(1), asynq.Retention(time.Hour))
+	return err
+}

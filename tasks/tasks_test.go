@@ -1,0 +1,178 @@
+package tasks
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func sampleDeploy() Deploy {
+	return Deploy{
+		JobID:           "job-123",
+		Framework:       "foundry",
+		Network:         "local",
+		Project:         ProjectRef{Upload: strings.Repeat("ab", 32)},
+		Contract:        "src/Counter.sol:Counter",
+		ConstructorArgs: []string{"1", "two"},
+		EnqueuedAt:      time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC),
+	}
+}
+
+func TestNewDeployRoundTrip(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      Deploy
+		version int
+	}{
+		{"no version set", sampleDeploy(), 0},
+		{"other version overwritten", sampleDeploy(), 7},
+		{"path project, script", Deploy{JobID: "j", Framework: "foundry", Network: "fork", Project: ProjectRef{Path: "examples/counter"}, Script: "script/Deploy.s.sol"}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := tt.in
+			in.Version = tt.version
+			task, err := NewDeploy(in)
+			if err != nil {
+				t.Fatalf("NewDeploy: %v", err)
+			}
+			if task.Type() != TypeDeploy {
+				t.Errorf("Type = %q, want %q", task.Type(), TypeDeploy)
+			}
+			var raw map[string]any
+			if err := json.Unmarshal(task.Payload(), &raw); err != nil {
+				t.Fatal(err)
+			}
+			if raw["version"] != float64(DeployVersion) {
+				t.Errorf("payload version = %v, want %d", raw["version"], DeployVersion)
+			}
+			got, err := DecodeDeploy(task.Payload())
+			if err != nil {
+				t.Fatalf("DecodeDeploy: %v", err)
+			}
+			want := tt.in
+			want.Version = DeployVersion
+			if !got.EnqueuedAt.Equal(want.EnqueuedAt) {
+				t.Errorf("EnqueuedAt = %v, want %v", got.EnqueuedAt, want.EnqueuedAt)
+			}
+			got.EnqueuedAt, want.EnqueuedAt = time.Time{}, time.Time{}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("round trip:\n got %+v\nwant %+v", got, want)
+			}
+		})
+	}
+}
+
+func TestNewDeployDoesNotChangeCaller(t *testing.T) {
+	d := sampleDeploy()
+	if _, err := NewDeploy(d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Version != 0 {
+		t.Errorf("NewDeploy set the caller's Version to %d", d.Version)
+	}
+}
+
+func TestDecodeDeployRefused(t *testing.T) {
+	tests := []struct {
+		name    string
+		payload string
+		version bool // the error is ErrPayloadVersion
+	}{
+		{"version 2", `{"version":2,"job_id":"j","framework":"foundry"}`, true},
+		{"missing version", `{"job_id":"j","framework":"foundry"}`, true},
+		{"version 0", `{"version":0,"job_id":"j"}`, true},
+		{"version -1", `{"version":-1,"job_id":"j"}`, true},
+		{"not JSON", `not json`, false},
+		{"version not a number", `{"version":"1","job_id":"j"}`, false},
+		{"no job id", `{"version":1,"framework":"foundry"}`, false},
+		{"bad field type", `{"version":1,"job_id":"j","constructor_args":"x"}`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := DecodeDeploy([]byte(tt.payload))
+			if err == nil {
+				t.Fatalf("DecodeDeploy = %+v, want an error", got)
+			}
+			if errors.Is(err, ErrPayloadVersion) != tt.version {
+				t.Errorf("errors.Is(err, ErrPayloadVersion) = %v, want %v (err %v)", !tt.version, tt.version, err)
+			}
+			if !reflect.DeepEqual(got, Deploy{}) {
+				t.Errorf("a payload came with the error: %+v", got)
+			}
+		})
+	}
+}
+
+func TestDecodeDeployIgnoresUnknownFields(t *testing.T) {
+	got, err := DecodeDeploy([]byte(`{"version":1,"job_id":"j","new_field":true}`))
+	if err != nil || got.JobID != "j" || got.Version != 1 {
+		t.Errorf("DecodeDeploy = %+v, %v", got, err)
+	}
+}
+
+func TestNamespace(t *testing.T) {
+	tests := []struct {
+		instance string
+	}{
+		{"default"},
+		{"prod-2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.instance, func(t *testing.T) {
+			ns := Namespace{Instance: tt.instance}
+			if got, want := ns.Key("project", "abc"), "deployer:"+tt.instance+":project:abc"; got != want {
+				t.Errorf("Key = %q, want %q", got, want)
+			}
+			if got, want := ns.Key("job"), "deployer:"+tt.instance+":job"; got != want {
+				t.Errorf("Key = %q, want %q", got, want)
+			}
+			names := map[string]string{
+				"DeployQueue":      ns.DeployQueue(),
+				"MaintenanceQueue": ns.MaintenanceQueue(),
+				"WorkerQueue":      ns.WorkerQueue("w1"),
+			}
+			seen := map[string]bool{}
+			for what, name := range names {
+				if !strings.Contains(name, tt.instance) {
+					t.Errorf("%s = %q does not hold the instance", what, name)
+				}
+				if seen[name] {
+					t.Errorf("%s = %q is another queue's name too", what, name)
+				}
+				seen[name] = true
+			}
+			if !strings.Contains(ns.WorkerQueue("w1"), "w1") {
+				t.Errorf("WorkerQueue = %q does not hold the worker", ns.WorkerQueue("w1"))
+			}
+			if ns.WorkerQueue("w1") == ns.WorkerQueue("w2") {
+				t.Errorf("two workers share a queue")
+			}
+		})
+	}
+	a, b := Namespace{Instance: "a"}, Namespace{Instance: "b"}
+	if a.Key("x") == b.Key("x") || a.DeployQueue() == b.DeployQueue() || a.MaintenanceQueue() == b.MaintenanceQueue() || a.WorkerQueue("w") == b.WorkerQueue("w") {
+		t.Errorf("two instances share a key or queue")
+	}
+}
+
+func TestProjectRefString(t *testing.T) {
+	sum := strings.Repeat("0f", 32)
+	tests := []struct {
+		ref  ProjectRef
+		want string
+	}{
+		{ProjectRef{Upload: sum}, "project://" + sum},
+		{ProjectRef{Path: "examples/counter"}, "examples/counter"},
+		{ProjectRef{Upload: sum, Path: "x"}, "project://" + sum},
+		{ProjectRef{}, ""},
+	}
+	for _, tt := range tests {
+		if got := tt.ref.String(); got != tt.want {
+			t.Errorf("%+v.String() = %q, want %q", tt.ref, got, tt.want)
+		}
+	}
+}
