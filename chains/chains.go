@@ -72,11 +72,27 @@ func DockerNetwork(instance string) string {
 }
 
 func (s *Supervisor) containerName(n networks.Network) string {
-	return "deployer-" + s.eng.Instance() + "-chain-" + n.Name
+	return containerName(s.eng.Instance(), n.Name)
 }
 
 func (s *Supervisor) volumeName(n networks.Network) string {
-	return s.containerName(n) + "-ipc"
+	return volumeName(s.eng.Instance(), n.Name)
+}
+
+func containerName(instance, network string) string {
+	return "deployer-" + instance + "-chain-" + network
+}
+
+func volumeName(instance, network string) string {
+	return containerName(instance, network) + "-ipc"
+}
+
+// Remove removes a network's chain from the engine, with what was deployed on it.
+func Remove(ctx context.Context, eng *engine.Engine, network string) error {
+	if err := eng.RemoveContainer(ctx, containerName(eng.Instance(), network)); err != nil {
+		return err
+	}
+	return eng.RemoveVolume(ctx, volumeName(eng.Instance(), network))
 }
 
 // ErrUnhealthy says a chain does not answer as it should.

@@ -96,10 +96,6 @@ func walkDir(dir string, lim Limits, fn func(rel string, d fs.DirEntry, linkTarg
 		var target string
 		switch t := d.Type(); {
 		case t&fs.ModeSymlink != 0:
-			target, err = os.Readlink(p)
-			if err != nil {
-				return invalidf("cannot read link %s", rel)
-			}
 			resolved, err := filepath.EvalSymlinks(p)
 			if err != nil {
 				return invalidf("link %s leads nowhere", rel)

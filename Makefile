@@ -1,0 +1,40 @@
+# deployer: `make demo` runs the main job, `make test` runs every test. Both prepare
+# the machine first (scripts/setup.sh: packages, Docker engine, base image, toolchain).
+
+GO      ?= go
+BIN     := bin/deployer
+GOFILES := $(shell find . -name '*.go' -not -path './.toolchain/*')
+
+.PHONY: all setup build demo test lint unit e2e bench clean
+
+all: build
+
+setup:
+	./scripts/setup.sh
+
+build: $(BIN)
+
+$(BIN): $(GOFILES) go.mod go.sum $(shell find runner -type f)
+	$(GO) build -o $(BIN) ./cmd/deployer
+
+demo: setup build
+	$(GO) run ./cmd/demo -bin $(BIN)
+
+# Every test, against the real engine, anvil, forge and redis-server. Under CI=true a
+# missing dependency fails the run instead of skipping.
+test: setup lint
+	$(GO) test -count=1 -timeout 40m ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+
+unit:
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e)
+
+e2e: setup
+	$(GO) test -count=1 -v ./e2e/
+
+clean:
+	rm -rf bin artifacts
