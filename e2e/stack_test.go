@@ -69,6 +69,7 @@ type stack struct {
 	rdb       *redis.Client
 	insp      *asynq.Inspector
 	stopRedis func()
+	exitOnce  sync.Once
 }
 
 type syncBuffer struct {
@@ -99,15 +100,49 @@ const testNetworks = `{"networks": [
 // getStack returns the package's deployer, starting it on first use.
 func getStack(t *testing.T) *stack {
 	t.Helper()
+	requireParts(t)
+	stackOnce.Do(func() { theStack, stackErr = startStack(stackOpts{}) })
+	if stackErr != nil {
+		t.Fatalf("start deployer: %v", stackErr)
+	}
+	watchLogs(t, theStack)
+	return theStack
+}
+
+// requireParts skips the test, or fails it under CI, without the engine, the
+// toolchain or redis-server.
+func requireParts(t *testing.T) {
+	t.Helper()
 	testenv.RequireEngine(t, "e2e-probe")
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		testenv.Missing(t, "redis-server: %v", err)
 	}
-	stackOnce.Do(func() { theStack, stackErr = startStack() })
-	if stackErr != nil {
-		t.Fatalf("start deployer: %v", stackErr)
+}
+
+// stackOpts shape a deployer of a test's own.
+type stackOpts struct {
+	// instance and redisURL, when set, join an existing installation (a restart).
+	instance string
+	redisURL string
+	env      []string
+}
+
+// ownStack starts a deployer of the test's own (for tests that stop it), stopped at
+// the end of the test.
+func ownStack(t *testing.T, opts stackOpts) *stack {
+	t.Helper()
+	requireParts(t)
+	s, err := startStack(opts)
+	if err != nil {
+		t.Fatalf("start deployer: %v", err)
 	}
-	s := theStack
+	t.Cleanup(s.stop)
+	watchLogs(t, s)
+	return s
+}
+
+// watchLogs prints the deployer's log when the test fails.
+func watchLogs(t *testing.T, s *stack) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			out := s.logs.String()
@@ -117,17 +152,22 @@ func getStack(t *testing.T) *stack {
 			t.Logf("deployer log (tail):\n%s", out)
 		}
 	})
-	return s
 }
 
-func startStack() (*stack, error) {
-	s := &stack{instance: testenv.Instance("e2e"), logs: &syncBuffer{}}
-	s.ns = tasks.Namespace{Instance: s.instance}
-	redisURL, stopRedis, err := testenv.StartRedis()
-	if err != nil {
-		return nil, err
+func startStack(opts stackOpts) (*stack, error) {
+	s := &stack{instance: opts.instance, redisURL: opts.redisURL, logs: &syncBuffer{}}
+	if s.instance == "" {
+		s.instance = testenv.Instance("e2e")
 	}
-	s.redisURL, s.stopRedis = redisURL, stopRedis
+	s.ns = tasks.Namespace{Instance: s.instance}
+	if s.redisURL == "" {
+		redisURL, stopRedis, err := testenv.StartRedis()
+		if err != nil {
+			return nil, err
+		}
+		s.redisURL, s.stopRedis = redisURL, stopRedis
+	}
+	redisURL := s.redisURL
 	dir, err := os.MkdirTemp("", "deployer-e2e-conf-")
 	if err != nil {
 		return nil, err
@@ -154,6 +194,7 @@ func startStack() (*stack, error) {
 		"WORKER_CONCURRENCY=3",
 		"LOG_LEVEL=debug",
 	)
+	s.cmd.Env = append(s.cmd.Env, opts.env...)
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
 	if err := s.cmd.Start(); err != nil {
 		return nil, err
@@ -192,10 +233,13 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-// stop ends the deployer the way an operator does (SIGTERM), then removes what the
-// test installation left on the engine.
-func (s *stack) stop() {
-	if s.cmd != nil && s.cmd.Process != nil {
+// terminate sends SIGTERM, as an operator stopping the service does, and waits for
+// the process to exit.
+func (s *stack) terminate() {
+	s.exitOnce.Do(func() {
+		if s.cmd == nil || s.cmd.Process == nil {
+			return
+		}
 		_ = s.cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})
 		go func() { _ = s.cmd.Wait(); close(done) }()
@@ -205,7 +249,13 @@ func (s *stack) stop() {
 			_ = s.cmd.Process.Kill()
 			<-done
 		}
-	}
+	})
+}
+
+// stop ends the deployer the way an operator does (SIGTERM), then removes what the
+// test installation left on the engine.
+func (s *stack) stop() {
+	s.terminate()
 	if s.insp != nil {
 		s.insp.Close()
 	}
