@@ -5,7 +5,7 @@ GO      ?= go
 BIN     := bin/deployer
 GOFILES := $(shell find . -name '*.go' -not -path './.toolchain/*')
 
-.PHONY: all setup build demo test lint unit e2e bench clean
+.PHONY: all setup build demo test lint unit e2e bench bench-cache clean
 
 all: build
 
@@ -35,6 +35,12 @@ unit:
 
 e2e: setup
 	$(GO) test -count=1 -v ./e2e/
+
+# Benchmarks print the baseline and ours side by side, with the ratio.
+bench: bench-cache
+
+bench-cache: setup
+	$(GO) test -run '^$$' -bench ImageResolve -benchtime 3x ./runner/
 
 clean:
 	rm -rf bin artifacts

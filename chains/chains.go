@@ -13,9 +13,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/deployer-dev/deployer/cache"
 	"github.com/deployer-dev/deployer/engine"
 	"github.com/deployer-dev/deployer/networks"
+	"github.com/deployer-dev/deployer/runner"
 )
 
 // Where anvil listens inside its container, and where its IPC socket is.
@@ -32,7 +32,7 @@ const AnvilSender = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
 
 // ImageResolver gives the runner image anvil runs in.
 type ImageResolver interface {
-	Resolve(ctx context.Context) (cache.Resolved, error)
+	Resolve(ctx context.Context) (runner.Resolved, error)
 }
 
 // Supervisor keeps the managed chains of one engine.

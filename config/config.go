@@ -42,6 +42,10 @@ type Config struct {
 	BaseImage    string `envconfig:"BASE_IMAGE" default:"deployer-base:bookworm"`
 	ToolchainDir string `envconfig:"TOOLCHAIN_DIR" default:".toolchain"`
 
+	// The runner image cache: images unused this long are removed.
+	ImageCacheEnabled bool     `envconfig:"IMAGE_CACHE_ENABLED" default:"true"`
+	ImageCacheMaxAge  Duration `envconfig:"CONTAINER_CACHE_MAX_AGE" default:"24h"`
+
 	LogLevel string `envconfig:"LOG_LEVEL" default:"info"`
 
 	// The API as `deployer submit` reaches it.

@@ -15,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/deployer-dev/deployer/cache"
 	"github.com/deployer-dev/deployer/chains"
 	"github.com/deployer-dev/deployer/engine"
 	"github.com/deployer-dev/deployer/foundry"
@@ -23,6 +22,7 @@ import (
 	"github.com/deployer-dev/deployer/networks"
 	"github.com/deployer-dev/deployer/projects"
 	"github.com/deployer-dev/deployer/redact"
+	"github.com/deployer-dev/deployer/runner"
 	"github.com/deployer-dev/deployer/tasks"
 )
 
@@ -53,7 +53,7 @@ type Locker interface {
 // Deployer runs deployment jobs on one engine.
 type Deployer struct {
 	eng      *engine.Engine
-	images   *cache.Images
+	images   *runner.Resolver
 	chains   *chains.Supervisor
 	projects *projects.Store
 	networks networks.Set
@@ -64,7 +64,7 @@ type Deployer struct {
 }
 
 // New returns a Deployer.
-func New(eng *engine.Engine, images *cache.Images, sup *chains.Supervisor, store *projects.Store,
+func New(eng *engine.Engine, images *runner.Resolver, sup *chains.Supervisor, store *projects.Store,
 	nets networks.Set, locks Locker, ns tasks.Namespace, red *redact.Redactor, cfg Config) *Deployer {
 	return &Deployer{eng: eng, images: images, chains: sup, projects: store, networks: nets,
 		locks: locks, ns: ns, redact: red, cfg: cfg}

@@ -26,6 +26,7 @@ import (
 	"github.com/deployer-dev/deployer/client"
 	"github.com/deployer-dev/deployer/internal/testenv"
 	"github.com/deployer-dev/deployer/jobs"
+	"github.com/deployer-dev/deployer/registry"
 	"github.com/deployer-dev/deployer/tasks"
 )
 
@@ -125,6 +126,8 @@ type stackOpts struct {
 	instance string
 	redisURL string
 	env      []string
+	// role is the deployer command: "all" (the default) or "worker".
+	role string
 }
 
 // ownStack starts a deployer of the test's own (for tests that stop it), stopped at
@@ -181,7 +184,11 @@ func startStack(opts stackOpts) (*stack, error) {
 		return nil, err
 	}
 	s.url = "http://127.0.0.1:" + strconv.Itoa(port)
-	s.cmd = exec.Command(binPath, "all")
+	role := opts.role
+	if role == "" {
+		role = "all"
+	}
+	s.cmd = exec.Command(binPath, role)
 	s.cmd.Dir = testenv.RepoRoot()
 	s.cmd.Env = append(os.Environ(),
 		"DEPLOYER_INSTANCE="+s.instance,
@@ -207,6 +214,9 @@ func startStack(opts stackOpts) (*stack, error) {
 	aopt, _ := asynq.ParseRedisURI(redisURL)
 	s.insp = asynq.NewInspector(aopt)
 	s.client = client.New(s.url, "")
+	if role == "worker" {
+		return s, s.waitWorker()
+	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		resp, err := http.Get(s.url + "/readyz")
@@ -250,6 +260,25 @@ func (s *stack) terminate() {
 			<-done
 		}
 	})
+}
+
+// waitWorker waits for the process's worker to beat in the registry.
+func (s *stack) waitWorker() error {
+	reg := registry.New(s.rdb, s.ns)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		live, _ := reg.Live(context.Background(), time.Now(), 30*time.Second)
+		for _, w := range live {
+			if w.PID == s.cmd.Process.Pid {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			s.stop()
+			return fmt.Errorf("worker did not beat in 60 s:\n%s", s.logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // stop ends the deployer the way an operator does (SIGTERM), then removes what the

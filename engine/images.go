@@ -60,6 +60,9 @@ func (e *Engine) Build(ctx context.Context, spec BuildSpec) (string, error) {
 		args[k] = &v
 	}
 	resp, err := e.cli.ImageBuild(ctx, spec.Context, build.ImageBuildOptions{
+		// Our image cache is the only one: a build after it was cleared really builds,
+		// and every layer belongs to the labelled image that removing it prunes.
+		NoCache:     true,
 		Tags:        spec.Tags,
 		BuildArgs:   args,
 		Labels:      spec.Labels,
@@ -119,6 +122,24 @@ func (e *Engine) Build(ctx context.Context, spec BuildSpec) (string, error) {
 		return "", errors.New("build image: the engine reported no image id")
 	}
 	return id, nil
+}
+
+// Untag removes a tag from one of our images. An image a container uses keeps
+// existing without the tag (the engine never deletes it from under a container); an
+// image nothing uses is removed with its last tag.
+func (e *Engine) Untag(ctx context.Context, tag string) error {
+	img, err := e.InspectImage(ctx, tag)
+	if err != nil {
+		return err
+	}
+	if !e.Ours(img.Labels) {
+		return fmt.Errorf("untag %s: %w", tag, ErrNotOurs)
+	}
+	_, err = e.cli.ImageRemove(ctx, tag, image.RemoveOptions{Force: true, PruneChildren: true})
+	if cerrdefs.IsNotFound(err) {
+		return nil
+	}
+	return e.wrap(err, "untag "+tag)
 }
 
 // Tag adds a tag to an image.

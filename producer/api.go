@@ -17,6 +17,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/deployer-dev/deployer/api"
+	"github.com/deployer-dev/deployer/cache"
+	"github.com/deployer-dev/deployer/fanout"
 	"github.com/deployer-dev/deployer/jobs"
 	"github.com/deployer-dev/deployer/networks"
 	"github.com/deployer-dev/deployer/projects"
@@ -33,6 +35,9 @@ type Config struct {
 	JobTimeout      time.Duration
 	JobRetention    time.Duration
 	JobMaxRetry     int
+
+	ImageCacheEnabled bool
+	ImageCacheMaxAge  time.Duration
 }
 
 // API serves the HTTP API.
@@ -45,6 +50,8 @@ type API struct {
 	jobs      *jobs.Store
 	projects  *projects.Store
 	registry  *registry.Registry
+	images    *cache.Images
+	fanout    *fanout.Fanout
 	networks  networks.Set
 	log       *slog.Logger
 	echo      *echo.Echo
@@ -62,9 +69,11 @@ func New(cfg Config, rdb redis.UniversalClient, redisOpt asynq.RedisConnOpt, ns 
 		jobs:      jobs.NewStore(rdb, ns, cfg.JobRetention),
 		projects:  projects.NewStore(rdb, ns, cfg.ProjectTTL),
 		registry:  registry.New(rdb, ns),
+		images:    cache.NewImages(rdb, ns),
 		networks:  nets,
 		log:       log,
 	}
+	a.fanout = fanout.New(a.client, a.inspector, a.registry)
 	a.echo = a.routes()
 	return a
 }
@@ -108,6 +117,9 @@ func (a *API) routes() *echo.Echo {
 	e.GET("/deploy/:id", a.getJob)
 	e.GET("/deploy/:id/logs", a.getLogs)
 	e.DELETE("/deploy/:id", a.cancelJob)
+	e.GET("/admin/server/cache/status", a.imageCacheStatus)
+	e.POST("/admin/server/cache/cleanup", a.imageCacheCleanup)
+	e.POST("/admin/server/cache/clear", a.imageCacheClear)
 	return e
 }
 

@@ -105,3 +105,44 @@ func DecodeDeploy(b []byte) (Deploy, error) {
 	}
 	return p, nil
 }
+
+// Maintenance task types. They go to one worker per engine (its own queue), since
+// images, containers and artifacts live per engine.
+const (
+	TypeImageExpire = "cache:images:expire"
+	TypeImageClear  = "cache:images:clear"
+)
+
+// MaintenanceVersion is the version of the Maintenance payload.
+const MaintenanceVersion = 1
+
+// Maintenance is the payload of a maintenance task.
+type Maintenance struct {
+	Version int `json:"version"`
+	// MaxAge overrides the worker's configured age limit when not zero.
+	MaxAgeSeconds int64     `json:"max_age_seconds,omitempty"`
+	RequestedAt   time.Time `json:"requested_at"`
+}
+
+// NewMaintenance makes a maintenance task of the type.
+func NewMaintenance(typ string, p Maintenance) (*asynq.Task, error) {
+	p.Version = MaintenanceVersion
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("encode maintenance payload: %w", err)
+	}
+	return asynq.NewTask(typ, b), nil
+}
+
+// DecodeMaintenance reads a maintenance payload, refusing a version it does not know.
+func DecodeMaintenance(b []byte) (Maintenance, error) {
+	var p Maintenance
+	if err := json.Unmarshal(b, &p); err != nil {
+		return Maintenance{}, fmt.Errorf("decode maintenance payload: %w", err)
+	}
+	if p.Version != MaintenanceVersion {
+		return Maintenance{}, fmt.Errorf("maintenance payload version %d, this worker reads %d: %w",
+			p.Version, MaintenanceVersion, ErrPayloadVersion)
+	}
+	return p, nil
+}

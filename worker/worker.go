@@ -19,6 +19,7 @@ import (
 	"github.com/deployer-dev/deployer/jobs"
 	"github.com/deployer-dev/deployer/redact"
 	"github.com/deployer-dev/deployer/registry"
+	"github.com/deployer-dev/deployer/runner"
 	"github.com/deployer-dev/deployer/tasks"
 )
 
@@ -27,17 +28,33 @@ type Config struct {
 	ID              string
 	Concurrency     int
 	ShutdownTimeout time.Duration
+	// ImageMaxAge is how long a runner image may go unused before expiry removes it.
+	ImageMaxAge time.Duration
+}
+
+// Deps are the parts a worker drives.
+type Deps struct {
+	Engine   *engine.Engine
+	Jobs     *jobs.Store
+	Registry *registry.Registry
+	Deployer *deployment.Deployer
+	Images   *runner.Resolver
+	Redact   *redact.Redactor
 }
 
 // Worker is one worker process's share of the work.
 type Worker struct {
-	cfg      Config
-	ns       tasks.Namespace
-	srv      *asynq.Server
+	cfg Config
+	ns  tasks.Namespace
+	srv *asynq.Server
+	// admin serves the worker's own queue apart from deployments, so that a
+	// cleanup or a clear never waits for a deployment's slot.
+	admin    *asynq.Server
 	eng      *engine.Engine
 	jobs     *jobs.Store
 	registry *registry.Registry
 	deployer *deployment.Deployer
+	images   *runner.Resolver
 	redact   *redact.Redactor
 	log      *slog.Logger
 
@@ -48,15 +65,20 @@ type Worker struct {
 }
 
 // New returns a worker. It does not start until Run.
-func New(cfg Config, redisOpt asynq.RedisConnOpt, ns tasks.Namespace, eng *engine.Engine, store *jobs.Store,
-	reg *registry.Registry, dep *deployment.Deployer, red *redact.Redactor, log *slog.Logger) *Worker {
-	w := &Worker{cfg: cfg, ns: ns, eng: eng, jobs: store, registry: reg, deployer: dep, redact: red,
-		log: log.With("worker_id", cfg.ID)}
+func New(cfg Config, redisOpt asynq.RedisConnOpt, ns tasks.Namespace, d Deps, log *slog.Logger) *Worker {
+	w := &Worker{cfg: cfg, ns: ns, eng: d.Engine, jobs: d.Jobs, registry: d.Registry, deployer: d.Deployer,
+		images: d.Images, redact: d.Redact, log: log.With("worker_id", cfg.ID)}
+	w.admin = asynq.NewServer(redisOpt, asynq.Config{
+		Concurrency:       1,
+		Queues:            map[string]int{ns.WorkerQueue(cfg.ID): 1},
+		TaskCheckInterval: 100 * time.Millisecond,
+		Logger:            tasks.Logger(log.With("component", "asynq")),
+		LogLevel:          asynq.WarnLevel,
+	})
 	w.srv = asynq.NewServer(redisOpt, asynq.Config{
 		Concurrency: cfg.Concurrency,
 		Queues: map[string]int{
-			ns.DeployQueue():       5,
-			ns.WorkerQueue(cfg.ID): 5,
+			ns.DeployQueue(): 1,
 		},
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		// asynq polls queues; the default second would be most of a warm job.
@@ -89,10 +111,17 @@ func (w *Worker) Run(ctx context.Context) error {
 		wg.Wait()
 		return fmt.Errorf("worker: %w", err)
 	}
+	if err := w.admin.Start(w.adminMux()); err != nil {
+		w.srv.Shutdown()
+		hb.shutdown()
+		wg.Wait()
+		return fmt.Errorf("worker: %w", err)
+	}
 	w.log.Info("worker started", "engine", w.eng.ID(), "concurrency", w.cfg.Concurrency, "queue", w.Queue())
 	<-ctx.Done()
 	w.log.Info("worker draining", "active", w.active.Load())
 	w.stopping.Store(true)
+	w.admin.Shutdown()
 	w.srv.Shutdown()
 	// asynq stops waiting for a handler once it requeued its task; the handler
 	// still removes its container.

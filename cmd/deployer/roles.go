@@ -108,6 +108,9 @@ func runRoles(ctx context.Context, cfg config.Config, log *slog.Logger, roles ro
 			JobTimeout:      cfg.JobTimeout.D(),
 			JobRetention:    cfg.JobRetention.D(),
 			JobMaxRetry:     cfg.JobMaxRetry,
+
+			ImageCacheEnabled: cfg.ImageCacheEnabled,
+			ImageCacheMaxAge:  cfg.ImageCacheMaxAge.D(),
 		}, rdb, redisOpt, ns, nets, log.With("component", "api"))
 		defer a.Close()
 		run("api", func(ctx context.Context) error { return a.Serve(ctx, ln) })
@@ -143,12 +146,13 @@ func newWorker(ctx context.Context, cfg config.Config, rdb *redis.Client, redisO
 		id = worker.DefaultID()
 	}
 	log = log.With("component", "worker")
-	images := cache.NewImages(eng, def, log)
+	locks := lock.New(rdb, 30*time.Second)
+	images := runner.NewResolver(eng, def, cache.NewImages(rdb, ns), locks, ns, cfg.ImageCacheEnabled, log)
 	red := redact.New(nets.Secrets()...)
 	dep := deployment.New(eng, images,
 		chains.NewSupervisor(eng, images, cfg.PublicHost, log),
 		projects.NewStore(rdb, ns, projectTTL),
-		nets, lock.New(rdb, 30*time.Second), ns, red,
+		nets, locks, ns, red,
 		deployment.Config{
 			WorkerID:     id,
 			ProjectsRoot: cfg.ProjectsRoot,
@@ -158,7 +162,18 @@ func newWorker(ctx context.Context, cfg config.Config, rdb *redis.Client, redisO
 			Pids:         cfg.JobPids,
 			Timeout:      cfg.JobTimeout.D(),
 		})
-	w := worker.New(worker.Config{ID: id, Concurrency: cfg.WorkerConcurrency, ShutdownTimeout: cfg.ShutdownTimeout.D()},
-		redisOpt, ns, eng, jobs.NewStore(rdb, ns, cfg.JobRetention.D()), registry.New(rdb, ns), dep, red, log)
+	w := worker.New(worker.Config{
+		ID:              id,
+		Concurrency:     cfg.WorkerConcurrency,
+		ShutdownTimeout: cfg.ShutdownTimeout.D(),
+		ImageMaxAge:     cfg.ImageCacheMaxAge.D(),
+	}, redisOpt, ns, worker.Deps{
+		Engine:   eng,
+		Jobs:     jobs.NewStore(rdb, ns, cfg.JobRetention.D()),
+		Registry: registry.New(rdb, ns),
+		Deployer: dep,
+		Images:   images,
+		Redact:   red,
+	}, log)
 	return w, func() { eng.Close() }, nil
 }

@@ -1,0 +1,214 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/deployer-dev/deployer/cache"
+	"github.com/deployer-dev/deployer/engine"
+	"github.com/deployer-dev/deployer/tasks"
+)
+
+// Locker serializes builds of one key across the processes on an engine.
+type Locker interface {
+	Lock(ctx context.Context, key string) (context.Context, func(), error)
+}
+
+// Resolver gives the runner image of one definition on one engine: the one built from
+// the current definition when the engine has it, a build when it does not. Concurrent
+// first requests share one build: in a process by a single flight, across processes
+// by a Redis lock. The engine is the truth and the Redis index its record: an entry
+// whose image is gone is rebuilt, and an image of ours without an entry is adopted.
+type Resolver struct {
+	eng     *engine.Engine
+	def     *Image
+	index   *cache.Images
+	locks   Locker
+	ns      tasks.Namespace
+	enabled bool
+	log     *slog.Logger
+	flight  singleflight.Group
+}
+
+// NewResolver returns the resolver of def on eng. With enabled false, every
+// resolution builds (the baseline the cache is measured against).
+func NewResolver(eng *engine.Engine, def *Image, index *cache.Images, locks Locker, ns tasks.Namespace, enabled bool, log *slog.Logger) *Resolver {
+	return &Resolver{eng: eng, def: def, index: index, locks: locks, ns: ns, enabled: enabled, log: log}
+}
+
+// Resolved is a runner image ready to use.
+type Resolved struct {
+	ID  string
+	Tag string
+	Key string
+	// Hit says the image was there. Otherwise this call built it, or waited for
+	// another's build.
+	Hit      bool
+	Duration time.Duration
+}
+
+// ErrBaseMissing says the base image set-up makes is not on the engine.
+var ErrBaseMissing = errors.New("base image missing")
+
+// Enabled says whether resolutions reuse images.
+func (r *Resolver) Enabled() bool { return r.enabled }
+
+// Framework is the framework of the resolver's definition.
+func (r *Resolver) Framework() string { return r.def.Framework }
+
+// target computes the current key and tag.
+func (r *Resolver) target(ctx context.Context) (key, tag string, err error) {
+	base, err := r.eng.InspectImage(ctx, r.def.BaseImage)
+	if errors.Is(err, engine.ErrNotFound) {
+		return "", "", fmt.Errorf("%w: %s is not on this engine (make setup builds it)", ErrBaseMissing, r.def.BaseImage)
+	}
+	if err != nil {
+		return "", "", err
+	}
+	key, err = r.def.Key(base.ID)
+	if err != nil {
+		return "", "", err
+	}
+	return key, r.def.Repository(r.eng.Instance()) + ":" + key[:12], nil
+}
+
+// Resolve returns the runner image, building it if the engine lacks it.
+func (r *Resolver) Resolve(ctx context.Context) (Resolved, error) {
+	start := time.Now()
+	key, tag, err := r.target(ctx)
+	if err != nil {
+		return Resolved{}, err
+	}
+	if r.enabled {
+		if img, ok, err := r.lookup(ctx, key, tag); err != nil {
+			return Resolved{}, err
+		} else if ok {
+			r.recordUse(ctx, key, tag, img, true)
+			return Resolved{ID: img.ID, Tag: tag, Key: key, Hit: true, Duration: time.Since(start)}, nil
+		}
+	}
+	r.count(ctx, cache.Miss)
+	v, err, _ := r.flight.Do(key, func() (any, error) {
+		// The build outlives one caller's cancellation: others may wait on it.
+		return r.buildOnce(context.WithoutCancel(ctx), key, tag)
+	})
+	if err != nil {
+		return Resolved{}, err
+	}
+	return Resolved{ID: v.(string), Tag: tag, Key: key, Duration: time.Since(start)}, nil
+}
+
+// lookup finds the image of the key on the engine.
+func (r *Resolver) lookup(ctx context.Context, key, tag string) (engine.Image, bool, error) {
+	img, err := r.eng.InspectImage(ctx, tag)
+	if errors.Is(err, engine.ErrNotFound) {
+		return engine.Image{}, false, nil
+	}
+	if err != nil {
+		return engine.Image{}, false, err
+	}
+	return img, r.eng.Ours(img.Labels) && img.Labels[engine.LabelImageKey] == key, nil
+}
+
+// buildOnce builds under the engine's lock for the key, unless another process built
+// the image while this one waited for the lock.
+func (r *Resolver) buildOnce(ctx context.Context, key, tag string) (string, error) {
+	if r.enabled {
+		lockKey := r.ns.Key("lock", "image-build", r.eng.ID(), key)
+		if _, unlock, err := r.locks.Lock(ctx, lockKey); err != nil {
+			r.log.Warn("image build lock unavailable; building without it", "tag", tag, "error", err)
+		} else {
+			defer unlock()
+		}
+		if img, ok, err := r.lookup(ctx, key, tag); err != nil {
+			return "", err
+		} else if ok {
+			r.recordUse(ctx, key, tag, img, false)
+			return img.ID, nil
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	start := time.Now()
+	r.log.Info("building runner image", "tag", tag, "framework", r.def.Framework)
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(r.def.WriteContext(pw)) }()
+	id, err := r.eng.Build(ctx, engine.BuildSpec{
+		Context:   pr,
+		Tags:      []string{tag, r.def.Repository(r.eng.Instance()) + ":latest"},
+		BuildArgs: r.def.BuildArgs(),
+		Labels: r.eng.Labels(engine.RoleRunnerImage, map[string]string{
+			engine.LabelImageKey:  key,
+			engine.LabelFramework: r.def.Framework,
+		}),
+	})
+	pr.Close()
+	if err != nil {
+		return "", fmt.Errorf("build runner image %s: %w", tag, err)
+	}
+	took := time.Since(start)
+	r.log.Info("built runner image", "tag", tag, "id", shortID(id), "duration", took.Round(time.Millisecond))
+	r.count(ctx, cache.Build)
+	img, err := r.eng.InspectImage(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	now := time.Now()
+	r.put(ctx, cache.Image{Key: key, Tag: tag, ImageID: img.ID, Framework: r.def.Framework, EngineID: r.eng.ID(),
+		BuiltAt: now, BuildMS: took.Milliseconds(), Size: img.Size, LastUsed: now})
+	return img.ID, nil
+}
+
+// recordUse notes a use in the index, adopting an image that has no entry (or an
+// entry naming another image).
+func (r *Resolver) recordUse(ctx context.Context, key, tag string, img engine.Image, hit bool) {
+	now := time.Now()
+	if hit {
+		r.count(ctx, cache.Hit)
+	}
+	entry, err := r.index.Get(ctx, r.eng.ID(), key)
+	switch {
+	case err == nil && entry.ImageID == img.ID:
+		if err := r.index.Touch(ctx, r.eng.ID(), key, now); err != nil {
+			r.warnIndex(err)
+		}
+	case err == nil || errors.Is(err, cache.ErrNoEntry):
+		r.put(ctx, cache.Image{Key: key, Tag: tag, ImageID: img.ID, Framework: r.def.Framework, EngineID: r.eng.ID(),
+			BuiltAt: img.Created, Size: img.Size, Adopted: true, LastUsed: now})
+	default:
+		r.warnIndex(err)
+	}
+}
+
+func (r *Resolver) put(ctx context.Context, img cache.Image) {
+	if err := r.index.Put(ctx, img); err != nil {
+		r.warnIndex(err)
+	}
+}
+
+func (r *Resolver) count(ctx context.Context, counter string) {
+	if err := r.index.Count(ctx, r.eng.ID(), counter); err != nil {
+		r.warnIndex(err)
+	}
+}
+
+// warnIndex says the index is out of reach: deployments go on from the engine's
+// state, and the index catches up (adoption) once Redis is back.
+func (r *Resolver) warnIndex(err error) {
+	r.log.Warn("image index unavailable (Redis); resolving from the engine's state", "error", err)
+}
+
+func shortID(id string) string {
+	id = strings.TrimPrefix(id, "sha256:")
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
