@@ -48,6 +48,7 @@ type Job struct {
 	Target          string     `json:"target,omitempty"`
 	Attempts        int        `json:"attempts"`
 	Worker          string     `json:"worker,omitempty"`
+	ContainerID     string     `json:"container_id,omitempty"`
 	CancelRequested bool       `json:"cancel_requested,omitempty"`
 	CreatedAt       time.Time  `json:"created_at"`
 	StartedAt       *time.Time `json:"started_at"`

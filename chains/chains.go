@@ -10,12 +10,13 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"sync"
+	"strings"
 	"time"
 
 	"github.com/deployer-dev/deployer/engine"
 	"github.com/deployer-dev/deployer/networks"
 	"github.com/deployer-dev/deployer/runner"
+	"github.com/deployer-dev/deployer/tasks"
 )
 
 // Where anvil listens inside its container, and where its IPC socket is.
@@ -35,19 +36,25 @@ type ImageResolver interface {
 	Resolve(ctx context.Context) (runner.Resolved, error)
 }
 
+// Locker serializes chain starts across the workers of an engine.
+type Locker interface {
+	Lock(ctx context.Context, key string) (context.Context, func(), error)
+}
+
 // Supervisor keeps the managed chains of one engine.
 type Supervisor struct {
 	eng        *engine.Engine
 	images     ImageResolver
+	locks      Locker
+	ns         tasks.Namespace
 	publicHost string
 	log        *slog.Logger
-	mu         sync.Mutex // one Ensure per process at a time; chains are few
 }
 
 // NewSupervisor returns the supervisor of an engine's chains. publicHost is how
 // users reach the engine's host.
-func NewSupervisor(eng *engine.Engine, images ImageResolver, publicHost string, log *slog.Logger) *Supervisor {
-	return &Supervisor{eng: eng, images: images, publicHost: publicHost, log: log}
+func NewSupervisor(eng *engine.Engine, images ImageResolver, locks Locker, ns tasks.Namespace, publicHost string, log *slog.Logger) *Supervisor {
+	return &Supervisor{eng: eng, images: images, locks: locks, ns: ns, publicHost: publicHost, log: log}
 }
 
 // Chain is a running, answering chain.
@@ -99,7 +106,9 @@ func Remove(ctx context.Context, eng *engine.Engine, network string) error {
 var ErrUnhealthy = errors.New("chain unhealthy")
 
 // Ensure returns the network's chain on this engine, starting it, or replacing a
-// dead one, as needed.
+// dead one, as needed. A healthy chain costs one inspect and one RPC; starting or
+// replacing one happens under the engine's lock for the network, so that workers
+// sharing an engine share one chain.
 func (s *Supervisor) Ensure(ctx context.Context, n networks.Network) (*Chain, error) {
 	if !n.Managed() {
 		return nil, fmt.Errorf("network %s is not a managed chain", n.Name)
@@ -107,44 +116,59 @@ func (s *Supervisor) Ensure(ctx context.Context, n networks.Network) (*Chain, er
 	if err := n.Available(); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	name := s.containerName(n)
-	for attempt := 0; attempt < 3; attempt++ {
-		c, err := s.eng.InspectContainer(ctx, name)
+	if c, err := s.healthy(ctx, n, 0); err == nil {
+		return c, nil
+	} else if ctx.Err() != nil {
+		return nil, err
+	}
+	_, unlock, err := s.locks.Lock(ctx, s.ns.Key("lock", "chain", s.eng.ID(), n.Name))
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	for starts := 0; ; starts++ {
+		// Another worker may have started or replaced it while this one waited.
+		c, err := s.healthy(ctx, n, 30*time.Second)
+		if err == nil {
+			return c, nil
+		}
+		if ctx.Err() != nil || starts == 3 {
+			return nil, fmt.Errorf("chain %s: %w", n.Name, err)
+		}
 		switch {
 		case errors.Is(err, engine.ErrNotFound):
-			if err := s.start(ctx, n); err != nil && !errors.Is(err, engine.ErrConflict) {
+		case errors.Is(err, ErrUnhealthy):
+			s.log.Warn("chain is dead or does not answer; replacing it", "network", n.Name, "error", err)
+			if err := s.eng.RemoveContainer(ctx, s.containerName(n)); err != nil {
 				return nil, err
 			}
-			// Started here or by another worker: wait for it to answer.
-			c, err = s.eng.InspectContainer(ctx, name)
-			if err != nil {
-				return nil, err
-			}
-		case err != nil:
+		default:
 			return nil, err
 		}
-		if !s.eng.Ours(c.Labels) {
-			return nil, fmt.Errorf("container %s exists but is not ours: %w", name, engine.ErrNotOurs)
-		}
-		chain := s.chainOf(n, c)
-		if c.Running {
-			if err := s.waitHealthy(ctx, chain, 30*time.Second); err == nil {
-				return chain, nil
-			} else if ctx.Err() != nil {
-				return nil, err
-			} else {
-				s.log.Warn("chain does not answer; replacing it", "network", n.Name, "container", c.ID[:12], "error", err)
-			}
-		} else {
-			s.log.Warn("chain is not running; replacing it", "network", n.Name, "container", c.ID[:12], "state", c.State)
-		}
-		if err := s.eng.RemoveContainer(ctx, c.ID); err != nil {
+		if err := s.start(ctx, n); err != nil && !errors.Is(err, engine.ErrConflict) {
 			return nil, err
 		}
 	}
-	return nil, fmt.Errorf("chain %s: %w after 3 attempts", n.Name, ErrUnhealthy)
+}
+
+// healthy returns the chain if its container runs and answers within wait (at
+// least once). Its errors: engine.ErrNotFound (no container), ErrUnhealthy.
+func (s *Supervisor) healthy(ctx context.Context, n networks.Network, wait time.Duration) (*Chain, error) {
+	c, err := s.eng.InspectContainer(ctx, s.containerName(n))
+	if err != nil {
+		return nil, err
+	}
+	if !s.eng.Ours(c.Labels) {
+		return nil, fmt.Errorf("container %s exists but is not ours: %w", s.containerName(n), engine.ErrNotOurs)
+	}
+	if !c.Running {
+		return nil, fmt.Errorf("%w: container is %s", ErrUnhealthy, c.State)
+	}
+	chain := s.chainOf(n, c)
+	if err := s.waitHealthy(ctx, chain, wait); err != nil {
+		return nil, err
+	}
+	return chain, nil
 }
 
 func (s *Supervisor) chainOf(n networks.Network, c engine.Container) *Chain {
@@ -207,25 +231,52 @@ func (s *Supervisor) start(ctx context.Context, n networks.Network) error {
 	return nil
 }
 
-// waitHealthy polls eth_chainId until the chain answers with its chain id.
+// waitHealthy polls eth_chainId until the chain answers with its chain id, for at
+// most limit (one try when limit is 0).
 func (s *Supervisor) waitHealthy(ctx context.Context, c *Chain, limit time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
+	deadline := time.Now().Add(limit)
 	rpc := NewRPC(c.WorkerRPC)
-	var last error
 	for {
-		id, err := rpc.ChainID(ctx)
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		id, err := rpc.ChainID(cctx)
+		cancel()
 		if err == nil && id == c.Network.ChainID {
 			return nil
 		}
 		if err == nil {
 			err = fmt.Errorf("chain id %d, expected %d", id, c.Network.ChainID)
 		}
-		last = err
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("%w: %v", ErrUnhealthy, err)
+		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%w: %v", ErrUnhealthy, last)
+			return fmt.Errorf("%w: %v", ErrUnhealthy, ctx.Err())
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// List reports the engine's chains.
+func (s *Supervisor) List(ctx context.Context, nets networks.Set) ([]tasks.ChainStatus, error) {
+	cs, err := s.eng.ListContainers(ctx, map[string]string{engine.LabelRole: engine.RoleChain})
+	if err != nil {
+		return nil, err
+	}
+	out := []tasks.ChainStatus{}
+	for _, sum := range cs {
+		c, err := s.eng.InspectContainer(ctx, sum.ID)
+		if err != nil {
+			continue
+		}
+		st := tasks.ChainStatus{Network: c.Labels[engine.LabelNetwork], Container: strings.TrimPrefix(c.Name, "/"),
+			State: c.State, StartedAt: c.StartedAt}
+		if n, err := nets.Get(st.Network); err == nil && c.Running {
+			chain := s.chainOf(n, c)
+			st.RPCURL = chain.PublicRPC
+			st.Healthy = s.waitHealthy(ctx, chain, 0) == nil
+		}
+		out = append(out, st)
+	}
+	return out, nil
 }

@@ -46,6 +46,13 @@ type Config struct {
 	ImageCacheEnabled bool     `envconfig:"IMAGE_CACHE_ENABLED" default:"true"`
 	ImageCacheMaxAge  Duration `envconfig:"CONTAINER_CACHE_MAX_AGE" default:"24h"`
 
+	// The warm pool of job containers, per worker.
+	ContainerReuse    bool     `envconfig:"CONTAINER_REUSE_ENABLED" default:"true"`
+	PoolMaxIdlePerKey int      `envconfig:"POOL_MAX_IDLE_PER_KEY" default:"2"`
+	PoolMaxContainers int      `envconfig:"POOL_MAX_CONTAINERS" default:"8"`
+	PoolIdleTimeout   Duration `envconfig:"POOL_IDLE_TIMEOUT" default:"10m"`
+	PoolMaxJobsPerCtr int      `envconfig:"POOL_MAX_JOBS_PER_CONTAINER" default:"50"`
+
 	LogLevel string `envconfig:"LOG_LEVEL" default:"info"`
 
 	// The API as `deployer submit` reaches it.
@@ -84,6 +91,12 @@ func (c Config) validate() error {
 	}
 	if c.JobTimeout.D() <= 0 {
 		return fmt.Errorf("JOB_TIMEOUT must be positive")
+	}
+	if c.PoolMaxContainers < c.WorkerConcurrency {
+		return fmt.Errorf("POOL_MAX_CONTAINERS (%d) must be at least WORKER_CONCURRENCY (%d)", c.PoolMaxContainers, c.WorkerConcurrency)
+	}
+	if c.PoolMaxIdlePerKey < 0 || c.PoolMaxJobsPerCtr < 0 {
+		return fmt.Errorf("POOL_MAX_IDLE_PER_KEY and POOL_MAX_JOBS_PER_CONTAINER must not be negative")
 	}
 	if c.JobRetention.D() < 24*time.Hour {
 		return fmt.Errorf("JOB_RETENTION must be at least 24h: jobs stay pollable that long")

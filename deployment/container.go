@@ -11,32 +11,35 @@ import (
 	"github.com/deployer-dev/deployer/chains"
 	"github.com/deployer-dev/deployer/engine"
 	"github.com/deployer-dev/deployer/foundry"
+	"github.com/deployer-dev/deployer/pool"
 	"github.com/deployer-dev/deployer/redact"
 	"github.com/deployer-dev/deployer/tasks"
 )
 
 // box is a job's container: no network (the chain is reached through its IPC socket,
 // mounted read-only), a read-only root, a non-root user, no capabilities, limits on
-// memory, CPU and processes, and a tmpfs work dir.
+// memory, CPU and processes, and a tmpfs work dir. It is leased from the pool.
 type box struct {
 	eng     *engine.Engine
-	id      string
+	lease   *pool.Lease
 	mem     int64
 	timeout time.Duration
+	// broken says a command was interrupted (timeout, cancel, engine error): the
+	// container may hold anything and is not reused.
+	broken bool
 }
 
-// JobContainer is the container a job runs in.
-func JobContainer(eng *engine.Engine, cfg Config, jobID, network, imageID string, chain *chains.Chain) engine.ContainerSpec {
+// JobContainer is the container jobs of a network run in. Nothing in it names a job:
+// the pool hands the same container to the next job of the same kind.
+func JobContainer(eng *engine.Engine, cfg Config, network, imageID string, chain *chains.Chain) engine.ContainerSpec {
 	return engine.ContainerSpec{
-		Name:  "deployer-" + eng.Instance() + "-job-" + jobID,
 		Image: imageID,
 		// The container idles while the job's commands run in it one after another.
 		Cmd:  []string{"sleep", "infinity"},
 		User: jobUser,
 		Labels: eng.Labels(engine.RoleJob, map[string]string{
-			engine.LabelJob:     jobID,
-			engine.LabelWorker:  cfg.WorkerID,
-			engine.LabelNetwork: network,
+			engine.LabelNetwork:   network,
+			engine.LabelFramework: "foundry",
 		}),
 		Tmpfs: map[string]string{
 			workDir: "size=1g,uid=10001,gid=10001,mode=0700",
@@ -51,12 +54,17 @@ func JobContainer(eng *engine.Engine, cfg Config, jobID, network, imageID string
 	}
 }
 
-func (d *Deployer) startContainer(ctx context.Context, p tasks.Deploy, imageID string, chain *chains.Chain) (*box, error) {
-	id, err := d.eng.CreateContainer(ctx, JobContainer(d.eng, d.cfg, p.JobID, p.Network, imageID, chain))
+func (d *Deployer) lease(ctx context.Context, p tasks.Deploy, imageID string, chain *chains.Chain) (*box, error) {
+	l, err := d.pool.Lease(ctx, JobContainer(d.eng, d.cfg, p.Network, imageID, chain), p.JobID)
 	if err != nil {
 		return nil, err
 	}
-	return &box{eng: d.eng, id: id, mem: d.cfg.Memory, timeout: d.cfg.Timeout}, nil
+	return &box{eng: d.eng, lease: l, mem: d.cfg.Memory, timeout: d.cfg.Timeout}, nil
+}
+
+// release gives the container back to the pool, unless the job was interrupted.
+func (b *box) release(ctx context.Context) {
+	b.lease.Release(!b.broken && ctx.Err() == nil)
 }
 
 // exec runs a command in the project directory (or the work dir for tar).
@@ -65,7 +73,7 @@ func (b *box) exec(ctx context.Context, cmd []string, stdin io.Reader, out io.Wr
 	if cmd[0] == "tar" {
 		dir = workDir
 	}
-	code, err := b.eng.Exec(ctx, b.id, engine.ExecSpec{
+	code, err := b.eng.Exec(ctx, b.lease.ID, engine.ExecSpec{
 		Cmd:     cmd,
 		Env:     foundry.Env(projectDir),
 		WorkDir: dir,
@@ -76,21 +84,24 @@ func (b *box) exec(ctx context.Context, cmd []string, stdin io.Reader, out io.Wr
 	if f, ok := out.(interface{ Flush() }); ok {
 		f.Flush()
 	}
+	if err != nil {
+		b.broken = true
+	}
+	if err == nil && code == 137 {
+		// SIGKILL: the memory limit, or a job that killed its own commands.
+		b.broken = true
+		return code, b.explain(ctx, errKilled)
+	}
 	return code, err
 }
 
-// remove kills and removes the container, whatever happened to the job's context.
-func (b *box) remove() {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	_ = b.eng.RemoveContainer(ctx, b.id)
-}
+var errKilled = errors.New("the job's command was killed")
 
 // explain turns an interrupted command into the reason a user understands.
 func (b *box) explain(ctx context.Context, err error) error {
 	ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if c, ierr := b.eng.InspectContainer(ictx, b.id); ierr == nil && c.OOMKilled {
+	if c, ierr := b.eng.InspectContainer(ictx, b.lease.ID); ierr == nil && c.OOMKilled {
 		return userErrorf("the job ran out of memory (limit %d MiB)", b.mem>>20)
 	}
 	if errors.Is(err, context.DeadlineExceeded) {

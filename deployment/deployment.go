@@ -20,6 +20,7 @@ import (
 	"github.com/deployer-dev/deployer/foundry"
 	"github.com/deployer-dev/deployer/jobs"
 	"github.com/deployer-dev/deployer/networks"
+	"github.com/deployer-dev/deployer/pool"
 	"github.com/deployer-dev/deployer/projects"
 	"github.com/deployer-dev/deployer/redact"
 	"github.com/deployer-dev/deployer/runner"
@@ -55,6 +56,7 @@ type Deployer struct {
 	eng      *engine.Engine
 	images   *runner.Resolver
 	chains   *chains.Supervisor
+	pool     *pool.Pool
 	projects *projects.Store
 	networks networks.Set
 	locks    Locker
@@ -64,9 +66,9 @@ type Deployer struct {
 }
 
 // New returns a Deployer.
-func New(eng *engine.Engine, images *runner.Resolver, sup *chains.Supervisor, store *projects.Store,
+func New(eng *engine.Engine, images *runner.Resolver, sup *chains.Supervisor, containers *pool.Pool, store *projects.Store,
 	nets networks.Set, locks Locker, ns tasks.Namespace, red *redact.Redactor, cfg Config) *Deployer {
-	return &Deployer{eng: eng, images: images, chains: sup, projects: store, networks: nets,
+	return &Deployer{eng: eng, images: images, chains: sup, pool: containers, projects: store, networks: nets,
 		locks: locks, ns: ns, redact: red, cfg: cfg}
 }
 
@@ -76,6 +78,8 @@ type Reporter interface {
 	Step(step string)
 	// Output receives forge's output, already redacted.
 	Output(p []byte)
+	// Container says which container the job runs in.
+	Container(id string, reused bool)
 }
 
 // Report is what a finished job made and what it cost.
@@ -157,11 +161,13 @@ func (d *Deployer) run(ctx context.Context, p tasks.Deploy, rep Reporter, log *s
 
 	rep.Step("starting container")
 	t = time.Now()
-	box, err := d.startContainer(ctx, p, img.ID, chain)
+	box, err := d.lease(ctx, p, img.ID, chain)
 	if err != nil {
 		return err
 	}
-	defer box.remove()
+	defer box.release(ctx)
+	r.Cache.ContainerReused = box.lease.Reused
+	rep.Container(box.lease.ID, box.lease.Reused)
 	// The project goes in through the engine API, not a bind mount: the worker may
 	// itself run in a container, and the user's directory is never written to.
 	pr, pw := io.Pipe()

@@ -15,6 +15,7 @@ import (
 	"github.com/deployer-dev/deployer/jobs"
 	"github.com/deployer-dev/deployer/producer"
 	"github.com/deployer-dev/deployer/runner"
+	"github.com/deployer-dev/deployer/tasks"
 )
 
 // post sends a request to the API and decodes the JSON answer.
@@ -105,7 +106,7 @@ func TestImageCacheAdmin(t *testing.T) {
 	if len(cl.Engines) != 1 || cl.Engines[0].Error != "" {
 		t.Fatalf("cleanup results %+v", cl.Engines)
 	}
-	var rep runner.Report
+	var rep tasks.ImageReport
 	if err := json.Unmarshal(cl.Engines[0].Result, &rep); err != nil || len(rep.Removed) != 0 || rep.Kept != 1 {
 		t.Errorf("cleanup of a fresh image: %s (%v)", cl.Engines[0].Result, err)
 	}

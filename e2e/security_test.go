@@ -169,13 +169,7 @@ func TestJobContainerReachesOnlyItsChain(t *testing.T) {
 			t.Fatalf("slow job ended %s before the test looked at it", j.Status)
 		}
 		if strings.HasPrefix(j.Step, "deploying") {
-			names, err := testenv.Leftovers(ctx, s.instance, map[string]string{engine.LabelJob: resp.JobID})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(names) == 1 {
-				containerID = strings.TrimPrefix(names[0], "/")
-			}
+			containerID = j.ContainerID
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("the slow job never started deploying")
@@ -306,12 +300,11 @@ for (const [host, port] of targets) {
 	}
 	deadline = time.Now().Add(30 * time.Second)
 	for {
-		names, _ := testenv.Leftovers(ctx, s.instance, map[string]string{engine.LabelJob: resp.JobID})
-		if len(names) == 0 {
-			break
+		if _, err := cli.ContainerInspect(ctx, containerID); err != nil {
+			break // removed: an interrupted job's container is never reused
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the canceled job's container remains: %v", names)
+			t.Fatalf("the canceled job's container %s remains", containerID)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -121,6 +121,7 @@ type Container struct {
 	Name      string
 	Image     string
 	Labels    map[string]string
+	User      string
 	Running   bool
 	State     string
 	OOMKilled bool
@@ -138,7 +139,7 @@ func (e *Engine) InspectContainer(ctx context.Context, ref string) (Container, e
 	}
 	c := Container{ID: r.ID, Name: r.Name, Image: r.Image, HostPorts: map[int]int{}}
 	if r.Config != nil {
-		c.Labels = r.Config.Labels
+		c.Labels, c.User = r.Config.Labels, r.Config.User
 	}
 	if r.State != nil {
 		c.Running, c.State, c.OOMKilled = r.State.Running, r.State.Status, r.State.OOMKilled

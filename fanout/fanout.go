@@ -48,33 +48,49 @@ type Answer struct {
 // Send enqueues the task once per engine with a live, healthy worker, on the queue of
 // the worker that beat last.
 func (f *Fanout) Send(ctx context.Context, task *asynq.Task, timeout time.Duration) ([]Sent, error) {
+	return f.send(ctx, task, timeout, true)
+}
+
+// SendAll enqueues the task to every live, healthy worker: for work on what each
+// worker holds itself (its pool of containers).
+func (f *Fanout) SendAll(ctx context.Context, task *asynq.Task, timeout time.Duration) ([]Sent, error) {
+	return f.send(ctx, task, timeout, false)
+}
+
+func (f *Fanout) send(ctx context.Context, task *asynq.Task, timeout time.Duration, perEngine bool) ([]Sent, error) {
 	live, err := f.registry.Live(ctx, time.Now(), liveWithin)
 	if err != nil {
 		return nil, err
 	}
-	best := map[string]registry.Worker{}
+	var targets []registry.Worker
+	best := map[string]int{}
 	for _, w := range live {
 		if !w.Healthy {
 			continue
 		}
-		if b, ok := best[w.EngineID]; !ok || w.LastSeen.After(b.LastSeen) {
-			best[w.EngineID] = w
+		if i, ok := best[w.EngineID]; perEngine && ok {
+			if w.LastSeen.After(targets[i].LastSeen) {
+				targets[i] = w
+			}
+			continue
 		}
+		best[w.EngineID] = len(targets)
+		targets = append(targets, w)
 	}
-	engines := make([]string, 0, len(best))
-	for id := range best {
-		engines = append(engines, id)
-	}
-	sort.Strings(engines)
+	sort.Slice(targets, func(i, j int) bool {
+		if targets[i].EngineID != targets[j].EngineID {
+			return targets[i].EngineID < targets[j].EngineID
+		}
+		return targets[i].ID < targets[j].ID
+	})
 	var sent []Sent
-	for _, id := range engines {
-		w := best[id]
+	for _, w := range targets {
 		info, err := f.client.EnqueueContext(ctx, task, asynq.Queue(w.Queue), asynq.MaxRetry(0),
 			asynq.Timeout(timeout), asynq.Retention(time.Hour))
 		if err != nil {
-			return sent, fmt.Errorf("send %s to engine %s: %w", task.Type(), id, err)
+			return sent, fmt.Errorf("send %s to worker %s: %w", task.Type(), w.ID, err)
 		}
-		sent = append(sent, Sent{EngineID: id, WorkerID: w.ID, TaskID: info.ID, Queue: info.Queue})
+		sent = append(sent, Sent{EngineID: w.EngineID, WorkerID: w.ID, TaskID: info.ID, Queue: info.Queue})
 	}
 	return sent, nil
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -52,6 +53,7 @@ type Job struct {
 	Timings         Timings   `json:"timings_ms"`
 	Cache           Cache     `json:"cache"`
 	Worker          string    `json:"worker,omitempty"`
+	ContainerID     string    `json:"container_id,omitempty"`
 	Attempts        int       `json:"attempts"`
 	CancelRequested bool      `json:"cancel_requested,omitempty"`
 	StartedAt       time.Time `json:"started_at,omitzero"`
@@ -168,7 +170,7 @@ func (s *Store) Get(ctx context.Context, id string) (Job, error) {
 		return Job{}, ErrNotFound
 	}
 	j := Job{ID: id, Status: Status(h["status"]), Step: h["step"], Error: h["error"], Worker: h["worker"],
-		CancelRequested: h["cancel"] == "1"}
+		ContainerID: h["container"], CancelRequested: h["cancel"] == "1"}
 	var m meta
 	if err := json.Unmarshal([]byte(h["meta"]), &m); err != nil {
 		return Job{}, fmt.Errorf("read job %s: %w", id, err)
@@ -245,6 +247,11 @@ func (s *Store) SetStep(ctx context.Context, id, step string) error {
 	return s.set(ctx, id, false, "step", step)
 }
 
+// SetContainer records the container a running job runs in.
+func (s *Store) SetContainer(ctx context.Context, id, container string) error {
+	return s.set(ctx, id, false, "container", container)
+}
+
 // Finish records how the job ended, unless it already ended: a record is final once.
 func (s *Store) Finish(ctx context.Context, id string, o Outcome, at time.Time) error {
 	fields := []any{"status", string(o.Status), "step", "", "error", o.Error,
@@ -263,7 +270,40 @@ func (s *Store) Finish(ctx context.Context, id string, o Outcome, at time.Time) 
 		}
 		fields = append(fields, "result", b)
 	}
-	return s.set(ctx, id, false, fields...)
+	if err := s.set(ctx, id, false, fields...); err != nil {
+		return err
+	}
+	// Counted once, by whoever ended the job: the record is final now.
+	if b, err := s.rdb.HGet(ctx, s.key(id), "meta").Bytes(); err == nil {
+		var m meta
+		if json.Unmarshal(b, &m) == nil {
+			s.rdb.HIncrBy(ctx, s.outcomesKey(), m.Network+":"+string(o.Status), 1)
+		}
+	}
+	return nil
+}
+
+func (s *Store) outcomesKey() string { return s.ns.Key("stats", "outcomes") }
+
+// Outcomes counts finished jobs by network and status.
+func (s *Store) Outcomes(ctx context.Context) (map[string]map[Status]int64, error) {
+	h, err := s.rdb.HGetAll(ctx, s.outcomesKey()).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]map[Status]int64{}
+	for k, v := range h {
+		network, status, ok := strings.Cut(k, ":")
+		n, err := strconv.ParseInt(v, 10, 64)
+		if !ok || err != nil {
+			continue
+		}
+		if out[network] == nil {
+			out[network] = map[Status]int64{}
+		}
+		out[network][Status(status)] = n
+	}
+	return out, nil
 }
 
 // RequestCancel flags the job for cancellation; the worker running it (or the next

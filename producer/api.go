@@ -120,6 +120,8 @@ func (a *API) routes() *echo.Echo {
 	e.GET("/admin/server/cache/status", a.imageCacheStatus)
 	e.POST("/admin/server/cache/cleanup", a.imageCacheCleanup)
 	e.POST("/admin/server/cache/clear", a.imageCacheClear)
+	e.GET("/containers/stats", a.containerStats)
+	e.POST("/containers/cleanup", a.containerCleanup)
 	return e
 }
 

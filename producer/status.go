@@ -40,7 +40,7 @@ func (a *API) getJob(c echo.Context) error {
 // the job ended; before that, asynq knows whether it waits, runs or awaits a retry.
 func (a *API) view(ctx context.Context, j jobs.Job) api.Job {
 	v := api.Job{JobID: j.ID, Status: j.Status, Framework: j.Framework, Network: j.Network,
-		Step: j.Step, Project: j.Project, Target: j.Target, Attempts: j.Attempts, Worker: j.Worker,
+		Step: j.Step, Project: j.Project, Target: j.Target, Attempts: j.Attempts, Worker: j.Worker, ContainerID: j.ContainerID,
 		CancelRequested: j.CancelRequested, CreatedAt: j.CreatedAt}
 	errMsg := j.Error
 	if !j.Status.Final() {

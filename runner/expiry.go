@@ -7,22 +7,11 @@ import (
 
 	"github.com/deployer-dev/deployer/cache"
 	"github.com/deployer-dev/deployer/engine"
+	"github.com/deployer-dev/deployer/tasks"
 )
 
-// Report says what an expiry or a clear did on one engine.
-type Report struct {
-	EngineID string   `json:"engine_id"`
-	Removed  []string `json:"removed"`
-	// InUse are images a container uses: never removed (a clear only untags them,
-	// so that the next deployment builds again).
-	InUse   []string `json:"in_use"`
-	Kept    int      `json:"kept"`
-	Adopted []string `json:"adopted,omitempty"`
-	Errors  []string `json:"errors,omitempty"`
-}
-
-func newReport(engineID string) Report {
-	return Report{EngineID: engineID, Removed: []string{}, InUse: []string{}}
+func newReport(engineID string) tasks.ImageReport {
+	return tasks.ImageReport{EngineID: engineID, Removed: []string{}, InUse: []string{}}
 }
 
 func name(img engine.Image) string {
@@ -42,7 +31,7 @@ func tagged(img engine.Image) bool {
 // use; the engine's own build time does not say when an image was last used. An image
 // a container uses, one without our labels, and the base image are never removed. An
 // image no tag names any more (a newer build took its tag) is removed once unused.
-func (r *Resolver) Expire(ctx context.Context, maxAge time.Duration) (Report, error) {
+func (r *Resolver) Expire(ctx context.Context, maxAge time.Duration) (tasks.ImageReport, error) {
 	rep := newReport(r.eng.ID())
 	imgs, err := r.eng.ListImages(ctx, engine.RoleRunnerImage)
 	if err != nil {
@@ -103,7 +92,7 @@ const (
 )
 
 // remove removes an image unless a container uses it, and reports what happened.
-func (r *Resolver) remove(ctx context.Context, img engine.Image, rep *Report) removal {
+func (r *Resolver) remove(ctx context.Context, img engine.Image, rep *tasks.ImageReport) removal {
 	err := r.eng.RemoveImage(ctx, img.ID)
 	switch {
 	case err == nil:
@@ -121,7 +110,7 @@ func (r *Resolver) remove(ctx context.Context, img engine.Image, rep *Report) re
 // Clear forgets every runner image of this engine: those no container uses are
 // removed, those in use lose their tags (they go once their containers do), and the
 // index is emptied, so the next deployment builds again.
-func (r *Resolver) Clear(ctx context.Context) (Report, error) {
+func (r *Resolver) Clear(ctx context.Context) (tasks.ImageReport, error) {
 	rep := newReport(r.eng.ID())
 	imgs, err := r.eng.ListImages(ctx, engine.RoleRunnerImage)
 	if err != nil {

@@ -143,6 +143,15 @@ func (r *reporter) Step(step string) {
 	}
 }
 
+func (r *reporter) Container(id string, reused bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.w.jobs.SetContainer(ctx, r.id, id); err != nil && !errors.Is(err, jobs.ErrFinal) {
+		r.log.Warn("could not record the container", "error", err)
+	}
+	r.log.Debug("job container", "container", id[:12], "reused", reused)
+}
+
 func (r *reporter) Output(p []byte) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

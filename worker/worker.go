@@ -14,9 +14,12 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/deployer-dev/deployer/chains"
 	"github.com/deployer-dev/deployer/deployment"
 	"github.com/deployer-dev/deployer/engine"
 	"github.com/deployer-dev/deployer/jobs"
+	"github.com/deployer-dev/deployer/networks"
+	"github.com/deployer-dev/deployer/pool"
 	"github.com/deployer-dev/deployer/redact"
 	"github.com/deployer-dev/deployer/registry"
 	"github.com/deployer-dev/deployer/runner"
@@ -39,6 +42,9 @@ type Deps struct {
 	Registry *registry.Registry
 	Deployer *deployment.Deployer
 	Images   *runner.Resolver
+	Pool     *pool.Pool
+	Chains   *chains.Supervisor
+	Networks networks.Set
 	Redact   *redact.Redactor
 }
 
@@ -55,6 +61,9 @@ type Worker struct {
 	registry *registry.Registry
 	deployer *deployment.Deployer
 	images   *runner.Resolver
+	pool     *pool.Pool
+	chains   *chains.Supervisor
+	networks networks.Set
 	redact   *redact.Redactor
 	log      *slog.Logger
 
@@ -67,7 +76,7 @@ type Worker struct {
 // New returns a worker. It does not start until Run.
 func New(cfg Config, redisOpt asynq.RedisConnOpt, ns tasks.Namespace, d Deps, log *slog.Logger) *Worker {
 	w := &Worker{cfg: cfg, ns: ns, eng: d.Engine, jobs: d.Jobs, registry: d.Registry, deployer: d.Deployer,
-		images: d.Images, redact: d.Redact, log: log.With("worker_id", cfg.ID)}
+		images: d.Images, pool: d.Pool, chains: d.Chains, networks: d.Networks, redact: d.Redact, log: log.With("worker_id", cfg.ID)}
 	w.admin = asynq.NewServer(redisOpt, asynq.Config{
 		Concurrency:       1,
 		Queues:            map[string]int{ns.WorkerQueue(cfg.ID): 1},
@@ -100,21 +109,30 @@ func (w *Worker) Queue() string { return w.ns.WorkerQueue(w.cfg.ID) }
 // Run serves until ctx ends, then drains: running jobs get ShutdownTimeout to finish,
 // then go back to the queue, and the worker waits for their containers to be gone.
 func (w *Worker) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
 	w.started = time.Now()
+	// Containers an earlier run of this worker left are adopted or removed before
+	// any job runs.
+	if err := w.pool.Reconcile(ctx); err != nil {
+		return fmt.Errorf("worker: reconcile containers: %w", err)
+	}
+	stopKeeper := w.pool.Start(&wg)
 	mux := asynq.NewServeMux()
 	mux.Handle(tasks.TypeDeploy, &deployHandler{w: w})
 	hb := newHeartbeat(w)
-	var wg sync.WaitGroup
 	hb.start(&wg)
-	if err := w.srv.Start(mux); err != nil {
+	stopAll := func() {
+		stopKeeper()
 		hb.shutdown()
 		wg.Wait()
+	}
+	if err := w.srv.Start(mux); err != nil {
+		stopAll()
 		return fmt.Errorf("worker: %w", err)
 	}
 	if err := w.admin.Start(w.adminMux()); err != nil {
 		w.srv.Shutdown()
-		hb.shutdown()
-		wg.Wait()
+		stopAll()
 		return fmt.Errorf("worker: %w", err)
 	}
 	w.log.Info("worker started", "engine", w.eng.ID(), "concurrency", w.cfg.Concurrency, "queue", w.Queue())
@@ -132,8 +150,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	case <-time.After(30 * time.Second):
 		w.log.Warn("handlers still running after shutdown")
 	}
-	hb.shutdown()
-	wg.Wait()
+	w.pool.Drain()
+	stopAll()
 	rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = w.registry.Remove(rctx, w.cfg.ID)
@@ -141,11 +159,13 @@ func (w *Worker) Run(ctx context.Context) error {
 	return nil
 }
 
-// DefaultID names a worker after its host and process.
+// DefaultID names a worker after its host and process. In a container the process
+// is PID 1 on every start, so a restarted worker keeps its name and adopts its idle
+// containers; on a host, set WORKER_ID for that.
 func DefaultID() string {
 	host, _ := os.Hostname()
 	if host == "" {
 		host = "worker"
 	}
-	return fmt.Sprintf("%s-%d-%04x", host, os.Getpid(), time.Now().UnixNano()&0xffff)
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
 }

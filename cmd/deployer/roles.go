@@ -21,6 +21,7 @@ import (
 	"github.com/deployer-dev/deployer/localredis"
 	"github.com/deployer-dev/deployer/lock"
 	"github.com/deployer-dev/deployer/networks"
+	"github.com/deployer-dev/deployer/pool"
 	"github.com/deployer-dev/deployer/producer"
 	"github.com/deployer-dev/deployer/projects"
 	"github.com/deployer-dev/deployer/redact"
@@ -149,8 +150,16 @@ func newWorker(ctx context.Context, cfg config.Config, rdb *redis.Client, redisO
 	locks := lock.New(rdb, 30*time.Second)
 	images := runner.NewResolver(eng, def, cache.NewImages(rdb, ns), locks, ns, cfg.ImageCacheEnabled, log)
 	red := redact.New(nets.Secrets()...)
-	dep := deployment.New(eng, images,
-		chains.NewSupervisor(eng, images, cfg.PublicHost, log),
+	containers := pool.New(eng, rdb, ns, pool.Config{
+		Enabled:             cfg.ContainerReuse,
+		MaxIdlePerKey:       cfg.PoolMaxIdlePerKey,
+		MaxContainers:       cfg.PoolMaxContainers,
+		IdleTimeout:         cfg.PoolIdleTimeout.D(),
+		MaxJobsPerContainer: cfg.PoolMaxJobsPerCtr,
+		WorkerID:            id,
+	}, log)
+	sup := chains.NewSupervisor(eng, images, locks, ns, cfg.PublicHost, log)
+	dep := deployment.New(eng, images, sup, containers,
 		projects.NewStore(rdb, ns, projectTTL),
 		nets, locks, ns, red,
 		deployment.Config{
@@ -173,6 +182,9 @@ func newWorker(ctx context.Context, cfg config.Config, rdb *redis.Client, redisO
 		Registry: registry.New(rdb, ns),
 		Deployer: dep,
 		Images:   images,
+		Pool:     containers,
+		Chains:   sup,
+		Networks: nets,
 		Redact:   red,
 	}, log)
 	return w, func() { eng.Close() }, nil

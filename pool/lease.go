@@ -1,0 +1,189 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/deployer-dev/deployer/engine"
+)
+
+// A lease lives leaseTTL after its owner last renewed it; owners renew every
+// renewEvery, so a live worker's leases never lapse and a dead one's do.
+const (
+	leaseTTL    = 60 * time.Second
+	renewEvery  = 15 * time.Second
+	reapEvery   = 30 * time.Second
+	leaseIdle   = "idle"
+	leaseBusy   = "busy"
+	leaseFields = 3
+)
+
+func (p *Pool) leaseKey(id string) string { return p.ns.Key("lease", id) }
+
+// setLease records who holds a container and in which state.
+func (p *Pool) setLease(ctx context.Context, m *member, state, job string) {
+	v := p.cfg.WorkerID + "|" + state + "|" + job
+	p.mu.Lock()
+	m.lease = v
+	p.mu.Unlock()
+	if err := p.rdb.Set(ctx, p.leaseKey(m.id), v, leaseTTL).Err(); err != nil {
+		p.log.Warn("could not record a container lease", "container", m.name, "error", err)
+	}
+}
+
+func (p *Pool) dropLease(ctx context.Context, id string) {
+	_ = p.rdb.Del(ctx, p.leaseKey(id)).Err()
+}
+
+// lease reads a container's lease: its owner and state, ok false when it lapsed.
+func (p *Pool) lease(ctx context.Context, id string) (owner, state string, ok bool, err error) {
+	v, err := p.rdb.Get(ctx, p.leaseKey(id)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", "", false, nil
+	}
+	if err != nil {
+		return "", "", false, err
+	}
+	parts := strings.SplitN(v, "|", leaseFields)
+	if len(parts) < 2 {
+		return "", "", false, nil
+	}
+	return parts[0], parts[1], true, nil
+}
+
+// keeper renews this worker's leases and reaps: idle containers past the idle
+// timeout, and orphans (job containers whose owner's lease lapsed).
+type keeper struct {
+	p    *Pool
+	done chan struct{}
+}
+
+// Start runs the pool's keeper until Shutdown.
+func (p *Pool) Start(wg *sync.WaitGroup) func() {
+	k := &keeper{p: p, done: make(chan struct{})}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		renew := time.NewTicker(renewEvery)
+		defer renew.Stop()
+		reap := time.NewTicker(reapEvery)
+		defer reap.Stop()
+		for {
+			select {
+			case <-k.done:
+				return
+			case <-renew.C:
+				k.renew()
+			case <-reap.C:
+				k.reap()
+			}
+		}
+	}()
+	return func() { close(k.done) }
+}
+
+func (k *keeper) renew() {
+	p := k.p
+	ctx, cancel := context.WithTimeout(context.Background(), renewEvery)
+	defer cancel()
+	p.mu.Lock()
+	values := map[string]string{}
+	for id, m := range p.busy {
+		values[id] = m.lease
+	}
+	for _, list := range p.idle {
+		for _, m := range list {
+			values[m.id] = m.lease
+		}
+	}
+	p.mu.Unlock()
+	// Written whole, not just extended: a lease lost in a Redis outage comes back.
+	pipe := p.rdb.Pipeline()
+	for id, v := range values {
+		if v != "" {
+			pipe.Set(ctx, p.leaseKey(id), v, leaseTTL)
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		p.log.Warn("could not renew container leases", "error", err)
+	}
+}
+
+// reap runs one round of the keeper's removals.
+func (k *keeper) reap() {
+	ctx, cancel := context.WithTimeout(context.Background(), reapEvery)
+	defer cancel()
+	k.p.expireIdle(time.Now())
+	if _, err := k.p.removeOrphans(ctx); err != nil {
+		k.p.log.Warn("orphan sweep failed", "error", err)
+	}
+}
+
+// expireIdle removes idle containers unused for the idle timeout.
+func (p *Pool) expireIdle(now time.Time) {
+	var old []*member
+	p.mu.Lock()
+	for _, list := range p.idle {
+		for _, m := range list {
+			if p.cfg.IdleTimeout > 0 && now.Sub(m.lastUsed) > p.cfg.IdleTimeout {
+				old = append(old, m)
+			}
+		}
+	}
+	p.mu.Unlock()
+	for _, m := range old {
+		p.destroy(m, "idle too long")
+	}
+}
+
+// mine says whether the pool holds the container.
+func (p *Pool) mine(id string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.busy[id]; ok {
+		return true
+	}
+	for _, list := range p.idle {
+		for _, m := range list {
+			if m.id == id {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// removeOrphans removes job containers on the engine that no live worker holds:
+// their lease lapsed (and they are older than a lease, so a container being created
+// right now is not taken for one).
+func (p *Pool) removeOrphans(ctx context.Context) ([]string, error) {
+	cs, err := p.eng.ListContainers(ctx, map[string]string{engine.LabelRole: engine.RoleJob})
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	for _, c := range cs {
+		if p.mine(c.ID) || time.Since(c.Created) < leaseTTL {
+			continue
+		}
+		_, _, held, err := p.lease(ctx, c.ID)
+		if err != nil {
+			return removed, err
+		}
+		if held {
+			continue
+		}
+		if err := p.eng.RemoveContainer(ctx, c.ID); err != nil {
+			p.log.Warn("could not remove an orphaned job container", "container", c.Name, "error", err)
+			continue
+		}
+		p.log.Info("removed an orphaned job container", "container", strings.TrimPrefix(c.Name, "/"), "owner", c.Labels[engine.LabelWorker])
+		removed = append(removed, strings.TrimPrefix(c.Name, "/"))
+	}
+	return removed, nil
+}

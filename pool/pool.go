@@ -1,0 +1,365 @@
+// Package pool keeps job containers warm between jobs. A job leases an idle container
+// of its pool key (everything that makes two containers interchangeable), runs in it,
+// and gives it back; the container returns to the pool only after a verified reset
+// (no process of the job left, its writable places empty). A container that failed,
+// timed out or was killed for memory is destroyed instead.
+//
+// Each worker owns the containers it created. A lease in Redis, renewed while the
+// worker lives, tells every other worker on the engine to leave them alone; once it
+// lapses, the containers are orphans that any worker removes.
+package pool
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/deployer-dev/deployer/engine"
+	"github.com/deployer-dev/deployer/tasks"
+)
+
+// Config bounds a worker's pool.
+type Config struct {
+	// Enabled false gives every job a fresh container, removed when the job ends.
+	Enabled             bool
+	MaxIdlePerKey       int
+	MaxContainers       int
+	IdleTimeout         time.Duration
+	MaxJobsPerContainer int
+	WorkerID            string
+}
+
+// LabelPoolKey is the label holding a pooled container's pool key.
+const LabelPoolKey = "io.deployer.pool-key"
+
+// member is one container of the pool.
+type member struct {
+	id   string
+	name string
+	key  string
+	// mainPID is the container's own idle process (PID 1's child), which a reset
+	// keeps; every other process belongs to a job.
+	mainPID int
+	user    string
+	// lease is the value of the container's lease, written again on renewal.
+	lease    string
+	jobs     int
+	created  time.Time
+	lastUsed time.Time
+}
+
+// Pool is a worker's job containers on one engine.
+type Pool struct {
+	eng *engine.Engine
+	rdb redis.UniversalClient
+	ns  tasks.Namespace
+	cfg Config
+	log *slog.Logger
+
+	mu    sync.Mutex
+	idle  map[string][]*member
+	busy  map[string]*member
+	total int
+	// freed wakes leases waiting for room.
+	freed chan struct{}
+
+	hits, misses atomic.Int64
+	resets       sync.WaitGroup
+}
+
+// New returns an empty pool.
+func New(eng *engine.Engine, rdb redis.UniversalClient, ns tasks.Namespace, cfg Config, log *slog.Logger) *Pool {
+	if cfg.MaxContainers <= 0 {
+		cfg.MaxContainers = 1
+	}
+	return &Pool{eng: eng, rdb: rdb, ns: ns, cfg: cfg, log: log.With("component", "pool"),
+		idle: map[string][]*member{}, busy: map[string]*member{}, freed: make(chan struct{}, 1)}
+}
+
+// Key is the pool key of a container spec: a hash of everything that makes two
+// containers interchangeable. Environment variables count by name only.
+func Key(spec engine.ContainerSpec) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "image=%s\nuser=%s\nworkdir=%s\nnetwork=%s\ninit=%t\n", spec.Image, spec.User, spec.WorkDir, spec.Network, spec.Init)
+	fmt.Fprintf(h, "memory=%d\ncpus=%d\npids=%d\ncmd=%q\n", spec.Memory, spec.NanoCPUs, spec.Pids, spec.Cmd)
+	for _, k := range sortedKeys(spec.Tmpfs) {
+		fmt.Fprintf(h, "tmpfs %s=%s\n", k, spec.Tmpfs[k])
+	}
+	for _, m := range spec.Mounts {
+		fmt.Fprintf(h, "mount %s %s %t\n", m.Volume, m.Target, m.ReadOnly)
+	}
+	var names []string
+	for _, e := range spec.Env {
+		name, _, _ := strings.Cut(e, "=")
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	fmt.Fprintf(h, "env %s\n", strings.Join(names, ","))
+	for _, l := range []string{engine.LabelFramework, engine.LabelNetwork, engine.LabelRole} {
+		fmt.Fprintf(h, "label %s=%s\n", l, spec.Labels[l])
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Lease is a container held by one job.
+type Lease struct {
+	p *Pool
+	m *member
+	// ID is the container's id.
+	ID string
+	// Reused says the container ran an earlier job.
+	Reused bool
+	once   sync.Once
+}
+
+// ErrClosed says the pool is shutting down.
+var ErrClosed = errors.New("pool closed")
+
+// Lease gives a job a container of the spec: an idle one when the pool has it, a new
+// one otherwise. At the pool's size limit it evicts an idle container of another key,
+// or waits for one to be freed.
+func (p *Pool) Lease(ctx context.Context, spec engine.ContainerSpec, job string) (*Lease, error) {
+	key := Key(spec)
+	for {
+		p.mu.Lock()
+		if list := p.idle[key]; p.cfg.Enabled && len(list) > 0 {
+			m := list[len(list)-1]
+			p.idle[key] = list[:len(list)-1]
+			p.busy[m.id] = m
+			p.mu.Unlock()
+			// A container that died while idle is not handed out.
+			if c, err := p.eng.InspectContainer(ctx, m.id); err != nil || !c.Running {
+				p.destroy(m, "dead while idle")
+				continue
+			}
+			p.hits.Add(1)
+			p.setLease(ctx, m, "busy", job)
+			return &Lease{p: p, m: m, ID: m.id, Reused: true}, nil
+		}
+		if p.total < p.cfg.MaxContainers {
+			p.total++
+			p.mu.Unlock()
+			m, err := p.create(ctx, spec, key, job)
+			if err != nil {
+				p.mu.Lock()
+				p.total--
+				p.mu.Unlock()
+				p.signal()
+				return nil, err
+			}
+			p.misses.Add(1)
+			return &Lease{p: p, m: m, ID: m.id}, nil
+		}
+		victim := p.evictableLocked(key)
+		p.mu.Unlock()
+		if victim != nil {
+			p.destroy(victim, "making room for another kind of container")
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("wait for a container (all %d busy): %w", p.cfg.MaxContainers, ctx.Err())
+		case <-p.freed:
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// evictableLocked takes the least recently used idle container of another key.
+func (p *Pool) evictableLocked(except string) *member {
+	var victim *member
+	for key, list := range p.idle {
+		if key == except || len(list) == 0 {
+			continue
+		}
+		if victim == nil || list[0].lastUsed.Before(victim.lastUsed) {
+			victim = list[0]
+		}
+	}
+	if victim != nil {
+		p.removeIdleLocked(victim)
+		p.busy[victim.id] = victim
+	}
+	return victim
+}
+
+func (p *Pool) removeIdleLocked(m *member) {
+	list := p.idle[m.key]
+	for i, x := range list {
+		if x == m {
+			p.idle[m.key] = append(list[:i:i], list[i+1:]...)
+			return
+		}
+	}
+}
+
+func (p *Pool) signal() {
+	select {
+	case p.freed <- struct{}{}:
+	default:
+	}
+}
+
+// create starts a container for the pool and records its lease.
+func (p *Pool) create(ctx context.Context, spec engine.ContainerSpec, key, job string) (*member, error) {
+	spec.Name = "deployer-" + p.eng.Instance() + "-job-" + randomSuffix()
+	labels := map[string]string{}
+	for k, v := range spec.Labels {
+		labels[k] = v
+	}
+	labels[LabelPoolKey] = key
+	labels[engine.LabelWorker] = p.cfg.WorkerID
+	spec.Labels = labels
+	id, err := p.eng.CreateContainer(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	m := &member{id: id, name: spec.Name, key: key, user: spec.User, created: now, lastUsed: now}
+	p.mu.Lock()
+	p.busy[id] = m
+	p.mu.Unlock()
+	p.setLease(ctx, m, "busy", job)
+	if m.mainPID, err = p.mainPID(ctx, m); err != nil {
+		p.destroy(m, "no idle process")
+		return nil, err
+	}
+	return m, nil
+}
+
+func randomSuffix() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Release gives the container back. ok says the job ended normally (completed, or
+// failed on the user's error); anything else (a timeout, a cancel, an engine error)
+// destroys the container. The reset runs in the background: the job does not wait.
+func (l *Lease) Release(ok bool) {
+	l.once.Do(func() {
+		p, m := l.p, l.m
+		m.jobs++
+		m.lastUsed = time.Now()
+		switch {
+		case !ok:
+			p.destroy(m, "the job did not end normally")
+		case !p.cfg.Enabled:
+			p.destroy(m, "reuse disabled")
+		case p.cfg.MaxJobsPerContainer > 0 && m.jobs >= p.cfg.MaxJobsPerContainer:
+			p.destroy(m, "ran its share of jobs")
+		default:
+			p.resets.Add(1)
+			go func() {
+				defer p.resets.Done()
+				p.giveBack(m)
+			}()
+		}
+	})
+}
+
+// giveBack resets a container and puts it back in the idle pool.
+func (p *Pool) giveBack(m *member) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.reset(ctx, m); err != nil {
+		p.destroy(m, "reset failed: "+err.Error())
+		return
+	}
+	if c, err := p.eng.InspectContainer(ctx, m.id); err != nil || !c.Running || c.OOMKilled {
+		p.destroy(m, "unhealthy after the job")
+		return
+	}
+	p.mu.Lock()
+	if len(p.idle[m.key]) >= p.cfg.MaxIdlePerKey {
+		p.mu.Unlock()
+		p.destroy(m, "enough idle containers of its kind")
+		return
+	}
+	delete(p.busy, m.id)
+	p.idle[m.key] = append(p.idle[m.key], m)
+	p.mu.Unlock()
+	p.setLease(ctx, m, "idle", "")
+	p.signal()
+}
+
+// destroy removes a container of the pool, whatever its state.
+func (p *Pool) destroy(m *member, why string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.eng.RemoveContainer(ctx, m.id); err != nil {
+		p.log.Warn("could not remove a job container", "container", m.name, "error", err)
+	} else {
+		p.log.Debug("removed job container", "container", m.name, "reason", why)
+	}
+	p.dropLease(ctx, m.id)
+	p.mu.Lock()
+	if _, ok := p.busy[m.id]; ok {
+		delete(p.busy, m.id)
+		p.total--
+	} else {
+		before := len(p.idle[m.key])
+		p.removeIdleLocked(m)
+		if len(p.idle[m.key]) < before {
+			p.total--
+		}
+	}
+	p.mu.Unlock()
+	p.signal()
+}
+
+// Snapshot returns the pool's state.
+func (p *Pool) Snapshot() tasks.PoolSnapshot {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	byKey := map[string]*tasks.PoolKey{}
+	get := func(k string) *tasks.PoolKey {
+		if byKey[k] == nil {
+			byKey[k] = &tasks.PoolKey{Key: k}
+		}
+		return byKey[k]
+	}
+	for k, list := range p.idle {
+		if len(list) > 0 {
+			get(k).Idle += len(list)
+		}
+	}
+	for _, m := range p.busy {
+		get(m.key).Busy++
+	}
+	s := tasks.PoolSnapshot{WorkerID: p.cfg.WorkerID, Enabled: p.cfg.Enabled, Total: p.total, Max: p.cfg.MaxContainers,
+		Hits: p.hits.Load(), Misses: p.misses.Load(), Keys: []tasks.PoolKey{}}
+	for _, k := range sortedStatKeys(byKey) {
+		s.Keys = append(s.Keys, *byKey[k])
+	}
+	return s
+}
+
+func sortedStatKeys(m map[string]*tasks.PoolKey) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
