@@ -202,9 +202,10 @@ func (s *Supervisor) start(ctx context.Context, n networks.Network) error {
 		IPCPath, rpcPort, n.ChainID, IPCPath)
 	var env []string
 	if n.Type == networks.Fork {
-		// The upstream URL may hold a key: it goes in the environment, not the
-		// command line that process listings show.
-		env = append(env, "ETH_RPC_URL="+n.ForkURL())
+		// The upstream URL may hold a key: it goes in the environment, not in the
+		// container's command, which the engine shows to anyone who lists it.
+		env = append(env, "DEPLOYER_FORK_URL="+n.ForkURL())
+		cmd += ` --fork-url "$DEPLOYER_FORK_URL"`
 		if n.ForkBlock > 0 {
 			cmd += " --fork-block-number " + strconv.FormatUint(n.ForkBlock, 10)
 		}

@@ -80,6 +80,21 @@ func TestBurstOnEmptyCacheBuildsOnce(t *testing.T) {
 	if len(imgs) != 1 {
 		t.Errorf("%d runner images on the engine after a burst, want 1", len(imgs))
 	}
+	// The two workers shared one chain.
+	chains, err := eng.ListContainers(context.Background(), map[string]string{engine.LabelRole: engine.RoleChain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(chains) != 1 {
+		t.Errorf("%d chains for one network on one engine, want 1", len(chains))
+	}
+	addrs := map[string]bool{}
+	for _, j := range results {
+		addrs[j.Result.Contracts[0].Address] = true
+	}
+	if len(addrs) != 10 {
+		t.Errorf("10 deployments gave %d distinct addresses: nonces collided", len(addrs))
+	}
 }
 
 // The cache's status, cleanup and clear, through the API.

@@ -128,6 +128,8 @@ type stackOpts struct {
 	env      []string
 	// role is the deployer command: "all" (the default) or "worker".
 	role string
+	// networks replaces the test network file.
+	networks string
 }
 
 // ownStack starts a deployer of the test's own (for tests that stop it), stopped at
@@ -135,6 +137,12 @@ type stackOpts struct {
 func ownStack(t *testing.T, opts stackOpts) *stack {
 	t.Helper()
 	requireParts(t)
+	// A deployer of its own does not disturb the other tests: they overlap their
+	// waiting (builds, leases, timeouts). A second process joining an installation
+	// is part of its test already.
+	if opts.instance == "" {
+		t.Parallel()
+	}
 	s, err := startStack(opts)
 	if err != nil {
 		t.Fatalf("start deployer: %v", err)
@@ -144,16 +152,23 @@ func ownStack(t *testing.T, opts stackOpts) *stack {
 	return s
 }
 
-// watchLogs prints the deployer's log when the test fails.
+// watchLogs keeps the deployer's log as a test artifact, and prints its end, when the
+// test fails.
 func watchLogs(t *testing.T, s *stack) {
 	t.Cleanup(func() {
-		if t.Failed() {
-			out := s.logs.String()
-			if len(out) > 20000 {
-				out = out[len(out)-20000:]
-			}
-			t.Logf("deployer log (tail):\n%s", out)
+		if !t.Failed() {
+			return
 		}
+		out := s.logs.String()
+		dir := filepath.Join(testenv.RepoRoot(), "artifacts")
+		file := filepath.Join(dir, fmt.Sprintf("e2e-%s-%s-%d.log", t.Name(), s.instance, s.cmd.Process.Pid))
+		if os.MkdirAll(dir, 0o755) == nil && os.WriteFile(file, []byte(out), 0o644) == nil {
+			t.Logf("deployer log: %s", file)
+		}
+		if len(out) > 20000 {
+			out = out[len(out)-20000:]
+		}
+		t.Logf("deployer log (tail):\n%s", out)
 	})
 }
 
@@ -176,7 +191,11 @@ func startStack(opts stackOpts) (*stack, error) {
 		return nil, err
 	}
 	netFile := filepath.Join(dir, "network.json")
-	if err := os.WriteFile(netFile, []byte(testNetworks), 0o644); err != nil {
+	nets := testNetworks
+	if opts.networks != "" {
+		nets = opts.networks
+	}
+	if err := os.WriteFile(netFile, []byte(nets), 0o644); err != nil {
 		return nil, err
 	}
 	port, err := freePort()

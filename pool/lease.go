@@ -168,7 +168,7 @@ func (p *Pool) removeOrphans(ctx context.Context) ([]string, error) {
 	}
 	var removed []string
 	for _, c := range cs {
-		if p.mine(c.ID) || time.Since(c.Created) < leaseTTL {
+		if p.mine(c.ID) || time.Since(c.Created) < p.orphanAfter {
 			continue
 		}
 		_, _, held, err := p.lease(ctx, c.ID)

@@ -76,6 +76,9 @@ type Pool struct {
 
 	hits, misses atomic.Int64
 	resets       sync.WaitGroup
+	// orphanAfter is how old a container without a lease must be to count as an
+	// orphan (tests shorten it).
+	orphanAfter time.Duration
 }
 
 // New returns an empty pool.
@@ -84,7 +87,7 @@ func New(eng *engine.Engine, rdb redis.UniversalClient, ns tasks.Namespace, cfg 
 		cfg.MaxContainers = 1
 	}
 	return &Pool{eng: eng, rdb: rdb, ns: ns, cfg: cfg, log: log.With("component", "pool"),
-		idle: map[string][]*member{}, busy: map[string]*member{}, freed: make(chan struct{}, 1)}
+		idle: map[string][]*member{}, busy: map[string]*member{}, freed: make(chan struct{}, 1), orphanAfter: leaseTTL}
 }
 
 // Key is the pool key of a container spec: a hash of everything that makes two
