@@ -1,16 +1,14 @@
 // Package cache is the Redis side of what deployer keeps warm: the index of runner
-// images per Docker engine (what is built, when, how big, when last used) and its
-// hit, miss and build counters. Workers write it as they resolve images; the API
-// reads it for status without touching an engine.
+// images per Docker engine and of compiled artifacts per store (what is there, when
+// it was made, how big, when last used) with their hit, miss and build counters.
+// Workers write it; the API reads it for status without touching an engine.
 package cache
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"sort"
-	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -29,12 +27,11 @@ type Image struct {
 	BuildMS   int64     `json:"build_ms"`
 	Size      int64     `json:"size_bytes"`
 	// Adopted says the image was found on the engine without an entry.
-	Adopted bool `json:"adopted,omitempty"`
-	// LastUsed is kept apart from the entry, so that a hit writes one small value.
+	Adopted  bool      `json:"adopted,omitempty"`
 	LastUsed time.Time `json:"last_used"`
 }
 
-// Stats count resolutions on one engine.
+// Stats count resolutions of one owner (an engine, a store).
 type Stats struct {
 	Hits   int64 `json:"hits"`
 	Misses int64 `json:"misses"`
@@ -48,137 +45,70 @@ const (
 	Build = "builds"
 )
 
-// Images is the image index of one installation.
-type Images struct {
-	rdb redis.UniversalClient
-	ns  tasks.Namespace
-}
+// ErrNoEntry says the index has no entry for the key.
+var ErrNoEntry = errors.New("no index entry")
+
+// Images is the image index of one installation, per engine.
+type Images struct{ t table }
 
 // NewImages returns the image index.
 func NewImages(rdb redis.UniversalClient, ns tasks.Namespace) *Images {
-	return &Images{rdb: rdb, ns: ns}
+	return &Images{table{rdb: rdb, ns: ns, kind: "images"}}
 }
-
-func (x *Images) enginesKey() string              { return x.ns.Key("images", "engines") }
-func (x *Images) entriesKey(engine string) string { return x.ns.Key("images", engine, "entries") }
-func (x *Images) usedKey(engine string) string    { return x.ns.Key("images", engine, "last-used") }
-func (x *Images) statsKey(engine string) string   { return x.ns.Key("images", engine, "stats") }
 
 // Put records an image.
 func (x *Images) Put(ctx context.Context, img Image) error {
-	b, err := json.Marshal(img)
-	if err != nil {
-		return err
-	}
-	pipe := x.rdb.TxPipeline()
-	pipe.SAdd(ctx, x.enginesKey(), img.EngineID)
-	pipe.HSet(ctx, x.entriesKey(img.EngineID), img.Key, b)
-	pipe.HSet(ctx, x.usedKey(img.EngineID), img.Key, img.LastUsed.UnixMilli())
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("image index: %w", err)
-	}
-	return nil
+	return x.t.put(ctx, img.EngineID, img.Key, img, img.LastUsed)
 }
-
-// Touch records a use of an image.
-func (x *Images) Touch(ctx context.Context, engine, key string, at time.Time) error {
-	if err := x.rdb.HSet(ctx, x.usedKey(engine), key, at.UnixMilli()).Err(); err != nil {
-		return fmt.Errorf("image index: %w", err)
-	}
-	return nil
-}
-
-// ErrNoEntry says the index has no entry for the image.
-var ErrNoEntry = errors.New("no index entry")
 
 // Get returns one entry.
 func (x *Images) Get(ctx context.Context, engine, key string) (Image, error) {
-	b, err := x.rdb.HGet(ctx, x.entriesKey(engine), key).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return Image{}, ErrNoEntry
-	}
-	if err != nil {
-		return Image{}, fmt.Errorf("image index: %w", err)
-	}
 	var img Image
-	if err := json.Unmarshal(b, &img); err != nil {
-		return Image{}, fmt.Errorf("image index entry %s: %w", key, err)
-	}
-	if ms, err := x.rdb.HGet(ctx, x.usedKey(engine), key).Int64(); err == nil {
-		img.LastUsed = time.UnixMilli(ms)
-	}
-	return img, nil
+	last, err := x.t.get(ctx, engine, key, &img)
+	img.LastUsed = last
+	return img, err
 }
 
 // List returns an engine's entries, oldest build first.
 func (x *Images) List(ctx context.Context, engine string) ([]Image, error) {
-	entries, err := x.rdb.HGetAll(ctx, x.entriesKey(engine)).Result()
-	if err != nil {
-		return nil, fmt.Errorf("image index: %w", err)
-	}
-	used, err := x.rdb.HGetAll(ctx, x.usedKey(engine)).Result()
-	if err != nil {
-		return nil, fmt.Errorf("image index: %w", err)
-	}
-	out := make([]Image, 0, len(entries))
-	for key, v := range entries {
+	var out []Image
+	err := x.t.list(ctx, engine, func(raw []byte, last time.Time) {
 		var img Image
-		if json.Unmarshal([]byte(v), &img) != nil {
-			continue
+		if json.Unmarshal(raw, &img) == nil {
+			img.LastUsed = last
+			out = append(out, img)
 		}
-		if ms, err := strconv.ParseInt(used[key], 10, 64); err == nil {
-			img.LastUsed = time.UnixMilli(ms)
-		}
-		out = append(out, img)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].BuiltAt.Before(out[j].BuiltAt) })
-	return out, nil
+	})
+	sort.SliceStable(out, func(i, j int) bool { return out[i].BuiltAt.Before(out[j].BuiltAt) })
+	return out, err
+}
+
+// Touch records a use of an image.
+func (x *Images) Touch(ctx context.Context, engine, key string, at time.Time) error {
+	return x.t.touch(ctx, engine, key, at)
 }
 
 // Delete removes entries.
 func (x *Images) Delete(ctx context.Context, engine string, keys ...string) error {
-	if len(keys) == 0 {
-		return nil
-	}
-	pipe := x.rdb.TxPipeline()
-	pipe.HDel(ctx, x.entriesKey(engine), keys...)
-	pipe.HDel(ctx, x.usedKey(engine), keys...)
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("image index: %w", err)
-	}
-	return nil
+	return x.t.delete(ctx, engine, keys...)
 }
 
 // DeleteEngine removes all of an engine's entries (its counters stay).
 func (x *Images) DeleteEngine(ctx context.Context, engine string) error {
-	return x.rdb.Del(ctx, x.entriesKey(engine), x.usedKey(engine)).Err()
+	return x.t.deleteOwner(ctx, engine)
 }
 
 // Count adds one to a counter of an engine.
 func (x *Images) Count(ctx context.Context, engine, counter string) error {
-	pipe := x.rdb.TxPipeline()
-	pipe.SAdd(ctx, x.enginesKey(), engine)
-	pipe.HIncrBy(ctx, x.statsKey(engine), counter, 1)
-	_, err := pipe.Exec(ctx)
-	return err
+	return x.t.count(ctx, engine, counter)
 }
 
 // Stats returns an engine's counters.
 func (x *Images) Stats(ctx context.Context, engine string) (Stats, error) {
-	h, err := x.rdb.HGetAll(ctx, x.statsKey(engine)).Result()
-	if err != nil {
-		return Stats{}, fmt.Errorf("image index: %w", err)
-	}
-	var s Stats
-	s.Hits, _ = strconv.ParseInt(h[Hit], 10, 64)
-	s.Misses, _ = strconv.ParseInt(h[Miss], 10, 64)
-	s.Builds, _ = strconv.ParseInt(h[Build], 10, 64)
-	return s, nil
+	return x.t.stats(ctx, engine)
 }
 
 // Engines lists the engines the index knows.
 func (x *Images) Engines(ctx context.Context) ([]string, error) {
-	ids, err := x.rdb.SMembers(ctx, x.enginesKey()).Result()
-	sort.Strings(ids)
-	return ids, err
+	return x.t.owners(ctx)
 }

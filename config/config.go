@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -53,6 +54,11 @@ type Config struct {
 	PoolIdleTimeout   Duration `envconfig:"POOL_IDLE_TIMEOUT" default:"10m"`
 	PoolMaxJobsPerCtr int      `envconfig:"POOL_MAX_JOBS_PER_CONTAINER" default:"50"`
 
+	// The compile cache: artifacts on the worker's host, indexed in Redis.
+	FoundryCacheEnabled bool     `envconfig:"FOUNDRY_CACHE_ENABLED" default:"true"`
+	FoundryCacheTTL     Duration `envconfig:"FOUNDRY_CACHE_TTL" default:"3600"`
+	FoundryCacheDir     string   `envconfig:"FOUNDRY_CACHE_DIR"`
+
 	LogLevel string `envconfig:"LOG_LEVEL" default:"info"`
 
 	// The API as `deployer submit` reaches it.
@@ -72,6 +78,13 @@ func Load() (Config, error) {
 			return Config{}, fmt.Errorf("config: PROJECTS_ROOT unset and no working directory: %w", err)
 		}
 		c.ProjectsRoot = wd
+	}
+	if c.FoundryCacheDir == "" {
+		dir, err := os.UserCacheDir()
+		if err != nil {
+			return Config{}, fmt.Errorf("config: FOUNDRY_CACHE_DIR unset and no cache directory: %w", err)
+		}
+		c.FoundryCacheDir = filepath.Join(dir, "deployer", c.Instance, "foundry")
 	}
 	if err := c.validate(); err != nil {
 		return Config{}, fmt.Errorf("config: %w", err)

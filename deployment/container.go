@@ -1,6 +1,7 @@
 package deployment
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
@@ -8,10 +9,12 @@ import (
 	"io"
 	"time"
 
+	"github.com/deployer-dev/deployer/artifacts"
 	"github.com/deployer-dev/deployer/chains"
 	"github.com/deployer-dev/deployer/engine"
 	"github.com/deployer-dev/deployer/foundry"
 	"github.com/deployer-dev/deployer/pool"
+	"github.com/deployer-dev/deployer/projects"
 	"github.com/deployer-dev/deployer/redact"
 	"github.com/deployer-dev/deployer/tasks"
 )
@@ -27,6 +30,8 @@ type box struct {
 	// broken says a command was interrupted (timeout, cancel, engine error): the
 	// container may hold anything and is not reused.
 	broken bool
+	// forge is the time spent in forge's commands.
+	forge time.Duration
 }
 
 // JobContainer is the container jobs of a network run in. Nothing in it names a job:
@@ -55,11 +60,11 @@ func JobContainer(eng *engine.Engine, cfg Config, network, imageID string, chain
 }
 
 func (d *Deployer) lease(ctx context.Context, p tasks.Deploy, imageID string, chain *chains.Chain) (*box, error) {
-	l, err := d.pool.Lease(ctx, JobContainer(d.eng, d.cfg, p.Network, imageID, chain), p.JobID)
+	l, err := d.Pool.Lease(ctx, JobContainer(d.Engine, d.cfg, p.Network, imageID, chain), p.JobID)
 	if err != nil {
 		return nil, err
 	}
-	return &box{eng: d.eng, lease: l, mem: d.cfg.Memory, timeout: d.cfg.Timeout}, nil
+	return &box{eng: d.Engine, lease: l, mem: d.cfg.Memory, timeout: d.cfg.Timeout}, nil
 }
 
 // release gives the container back to the pool, unless the job was interrupted.
@@ -67,8 +72,122 @@ func (b *box) release(ctx context.Context) {
 	b.lease.Release(!b.broken && ctx.Err() == nil)
 }
 
+// copyProject puts the project into the container (with the sanitized foundry.toml,
+// and the cached artifacts when there are) through the engine API: never a bind mount,
+// since the worker may itself run in a container, and the user's directory is never
+// written to.
+func (b *box) copyProject(ctx context.Context, dir string, toml []byte, lim projects.Limits, cached []byte) error {
+	opts := projects.PackOptions{
+		Replace: map[string][]byte{"foundry.toml": toml},
+		Prefix:  "project/",
+		UID:     10001, GID: 10001,
+	}
+	if cached != nil {
+		opts.Extra = func(add func(h *tar.Header, body io.Reader) error) error {
+			return artifacts.Each(cached, func(h *tar.Header, body io.Reader) error {
+				return add(&tar.Header{Typeflag: h.Typeflag, Name: h.Name, Size: h.Size, Mode: 0o644 | int64(h.FileInfo().Mode()&0o111), ModTime: h.ModTime}, body)
+			})
+		}
+	}
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(projects.Pack(pw, dir, lim, opts)) }()
+	var out bytes.Buffer
+	code, err := b.exec(ctx, []string{"tar", "-x", "--no-same-permissions", "-C", workDir}, pr, &out, &out)
+	pr.Close()
+	if err != nil {
+		return b.explain(ctx, err)
+	}
+	if code != 0 {
+		return fmt.Errorf("copy project into container: tar exited %d: %s", code, lastLine(out.String()))
+	}
+	return nil
+}
+
+// compile runs forge build. A failure is the user's, with the compiler's first error.
+func (b *box) compile(ctx context.Context, out *output) error {
+	code, err := b.forgeExec(ctx, foundry.BuildCommand(), out)
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		if msg := foundry.CompileError(out.String()); msg != "" {
+			return userErrorf("%s", msg)
+		}
+		return userErrorf("compilation failed: %s", orDefault(foundry.FailureSummary(out.String()), "forge build exited "+fmt.Sprint(code)))
+	}
+	return nil
+}
+
+// saveArtifacts streams the compiled output out of the container into the store.
+func (b *box) saveArtifacts(ctx context.Context, store *artifacts.Store, key string, took time.Duration) error {
+	pr, pw := io.Pipe()
+	var stderr bytes.Buffer
+	done := make(chan error, 1)
+	go func() {
+		err := store.Save(ctx, key, pr, took)
+		// Whatever Save left unread fails the writer instead of blocking it.
+		pr.CloseWithError(errors.Join(err, io.ErrClosedPipe))
+		done <- err
+	}()
+	code, err := b.exec(ctx, append([]string{"tar", "-cz", "-C", projectDir}, artifacts.Paths...), nil, pw, &stderr)
+	if err == nil && code != 0 {
+		err = fmt.Errorf("tar exited %d: %s", code, lastLine(stderr.String()))
+	}
+	pw.CloseWithError(err)
+	if serr := <-done; err == nil {
+		err = serr
+	}
+	return err
+}
+
+// deploy runs the deployment and returns what forge says it made.
+func (b *box) deploy(ctx context.Context, target foundry.Target, chainID uint64, out *output) (foundry.Broadcast, error) {
+	code, err := b.forgeExec(ctx, foundry.DeployCommand(target, chains.IPCPath, chains.AnvilSender), out)
+	if err != nil {
+		return foundry.Broadcast{}, err
+	}
+	if code != 0 {
+		if msg := foundry.CompileError(out.String()); msg != "" {
+			return foundry.Broadcast{}, userErrorf("%s", msg)
+		}
+		return foundry.Broadcast{}, userErrorf("deployment failed: %s", orDefault(foundry.FailureSummary(out.String()), "forge exited "+fmt.Sprint(code)))
+	}
+	if !target.IsScript() {
+		made, err := foundry.ParseCreate(out.String(), target)
+		if err != nil {
+			return made, userErrorf("%v", err)
+		}
+		return made, nil
+	}
+	var file bytes.Buffer
+	path := projectDir + "/" + foundry.BroadcastPath(target, chainID)
+	code, err = b.exec(ctx, []string{"cat", path}, nil, &limitWriter{w: &file, n: 64 << 20}, io.Discard)
+	if err != nil {
+		return foundry.Broadcast{}, b.explain(ctx, err)
+	}
+	if code != 0 {
+		return foundry.Broadcast{}, userErrorf("the script sent no transactions (forge wrote no %s)", foundry.BroadcastPath(target, chainID))
+	}
+	made, err := foundry.ParseBroadcast(file.Bytes())
+	if err != nil {
+		return made, userErrorf("%v", err)
+	}
+	return made, nil
+}
+
+// forgeExec runs forge and counts the time spent in it.
+func (b *box) forgeExec(ctx context.Context, cmd []string, out *output) (int, error) {
+	start := time.Now()
+	code, err := b.exec(ctx, cmd, nil, out, out)
+	b.forge += time.Since(start)
+	if err != nil {
+		return code, b.explain(ctx, err)
+	}
+	return code, nil
+}
+
 // exec runs a command in the project directory (or the work dir for tar).
-func (b *box) exec(ctx context.Context, cmd []string, stdin io.Reader, out io.Writer) (int, error) {
+func (b *box) exec(ctx context.Context, cmd []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	dir := projectDir
 	if cmd[0] == "tar" {
 		dir = workDir
@@ -78,10 +197,10 @@ func (b *box) exec(ctx context.Context, cmd []string, stdin io.Reader, out io.Wr
 		Env:     foundry.Env(projectDir),
 		WorkDir: dir,
 		Stdin:   stdin,
-		Stdout:  out,
-		Stderr:  out,
+		Stdout:  stdout,
+		Stderr:  stderr,
 	})
-	if f, ok := out.(interface{ Flush() }); ok {
+	if f, ok := stdout.(interface{ Flush() }); ok {
 		f.Flush()
 	}
 	if err != nil {

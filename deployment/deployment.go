@@ -4,17 +4,18 @@
 package deployment
 
 import (
-	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/deployer-dev/deployer/artifacts"
 	"github.com/deployer-dev/deployer/chains"
 	"github.com/deployer-dev/deployer/engine"
 	"github.com/deployer-dev/deployer/foundry"
@@ -53,23 +54,27 @@ type Locker interface {
 
 // Deployer runs deployment jobs on one engine.
 type Deployer struct {
-	eng      *engine.Engine
-	images   *runner.Resolver
-	chains   *chains.Supervisor
-	pool     *pool.Pool
-	projects *projects.Store
-	networks networks.Set
-	locks    Locker
-	ns       tasks.Namespace
-	redact   *redact.Redactor
-	cfg      Config
+	Deps
+	cfg Config
+}
+
+// Deps are the parts a Deployer drives.
+type Deps struct {
+	Engine    *engine.Engine
+	Images    *runner.Resolver
+	Chains    *chains.Supervisor
+	Pool      *pool.Pool
+	Artifacts *artifacts.Store
+	Projects  *projects.Store
+	Networks  networks.Set
+	Locks     Locker
+	Namespace tasks.Namespace
+	Redact    *redact.Redactor
 }
 
 // New returns a Deployer.
-func New(eng *engine.Engine, images *runner.Resolver, sup *chains.Supervisor, containers *pool.Pool, store *projects.Store,
-	nets networks.Set, locks Locker, ns tasks.Namespace, red *redact.Redactor, cfg Config) *Deployer {
-	return &Deployer{eng: eng, images: images, chains: sup, pool: containers, projects: store, networks: nets,
-		locks: locks, ns: ns, redact: red, cfg: cfg}
+func New(d Deps, cfg Config) *Deployer {
+	return &Deployer{Deps: d, cfg: cfg}
 }
 
 // Reporter hears of a job's progress.
@@ -108,7 +113,7 @@ func (d *Deployer) run(ctx context.Context, p tasks.Deploy, rep Reporter, log *s
 	if p.Framework != "foundry" {
 		return userErrorf("framework %q is not supported yet", p.Framework)
 	}
-	net, err := d.networks.Get(p.Network)
+	net, err := d.Networks.Get(p.Network)
 	if err != nil {
 		return userErrorf("%v", err)
 	}
@@ -146,7 +151,7 @@ func (d *Deployer) run(ctx context.Context, p tasks.Deploy, rep Reporter, log *s
 
 	rep.Step("resolving runner image")
 	t := time.Now()
-	img, err := d.images.Resolve(ctx)
+	img, err := d.Images.Resolve(ctx)
 	r.Timings.Image = time.Since(t).Milliseconds()
 	if err != nil {
 		return err
@@ -154,9 +159,21 @@ func (d *Deployer) run(ctx context.Context, p tasks.Deploy, rep Reporter, log *s
 	r.Cache.ImageHit = img.Hit
 
 	rep.Step("starting chain " + net.Name)
-	chain, err := d.chains.Ensure(ctx, net)
+	chain, err := d.Chains.Ensure(ctx, net)
 	if err != nil {
 		return err
+	}
+
+	// A compile cache hit travels into the container with the project.
+	var cached []byte
+	var compileKey string
+	if d.Artifacts.Enabled() {
+		t = time.Now()
+		if compileKey, err = d.compileKey(dir, conf.TOML, img.Key); err != nil {
+			return asUserError(err)
+		}
+		cached, r.Cache.CompileHit = d.Artifacts.Lookup(ctx, compileKey)
+		r.Timings.Compile = time.Since(t).Milliseconds()
 	}
 
 	rep.Step("starting container")
@@ -168,40 +185,26 @@ func (d *Deployer) run(ctx context.Context, p tasks.Deploy, rep Reporter, log *s
 	defer box.release(ctx)
 	r.Cache.ContainerReused = box.lease.Reused
 	rep.Container(box.lease.ID, box.lease.Reused)
-	// The project goes in through the engine API, not a bind mount: the worker may
-	// itself run in a container, and the user's directory is never written to.
-	pr, pw := io.Pipe()
-	go func() {
-		pw.CloseWithError(projects.Pack(pw, dir, d.cfg.Limits, projects.PackOptions{
-			Replace: map[string][]byte{"foundry.toml": conf.TOML},
-			Prefix:  "project/",
-			UID:     10001, GID: 10001,
-		}))
-	}()
-	var tarOut bytes.Buffer
-	code, err := box.exec(ctx, []string{"tar", "-x", "--no-same-permissions", "-C", workDir}, pr, &tarOut)
-	pr.Close()
-	if err != nil {
-		return box.explain(ctx, err)
-	}
-	if code != 0 {
-		return fmt.Errorf("copy project into container: tar exited %d: %s", code, lastLine(tarOut.String()))
+	if err := box.copyProject(ctx, dir, conf.TOML, d.cfg.Limits, cached); err != nil {
+		return err
 	}
 	r.Timings.Container = time.Since(t).Milliseconds()
 
-	rep.Step("compiling")
-	t = time.Now()
-	out := newOutput(rep, d.redact)
-	code, err = box.exec(ctx, foundry.BuildCommand(), nil, out)
-	r.Timings.Compile = time.Since(t).Milliseconds()
-	if err != nil {
-		return box.explain(ctx, err)
-	}
-	if code != 0 {
-		if msg := foundry.CompileError(out.String()); msg != "" {
-			return userErrorf("%s", msg)
+	if !r.Cache.CompileHit {
+		rep.Step("compiling")
+		t = time.Now()
+		err := box.compile(ctx, newOutput(rep, d.Redact))
+		r.Timings.Compile += time.Since(t).Milliseconds()
+		if err != nil {
+			return err
 		}
-		return userErrorf("compilation failed: %s", orDefault(foundry.FailureSummary(out.String()), "forge build exited "+fmt.Sprint(code)))
+		if compileKey != "" {
+			// Taken before any of the project's code runs (the script comes next),
+			// so what is stored is the compiler's output and nothing else.
+			if err := box.saveArtifacts(ctx, d.Artifacts, compileKey, time.Since(t)); err != nil {
+				log.Warn("compile cache: artifacts not stored", "error", err)
+			}
+		}
 	}
 
 	rep.Step("deploying to " + net.Name)
@@ -209,38 +212,14 @@ func (d *Deployer) run(ctx context.Context, p tasks.Deploy, rep Reporter, log *s
 	defer func() { r.Timings.Deploy = time.Since(t).Milliseconds() }()
 	// One sender per chain at a time, whichever worker sends: forge picks nonces
 	// from the chain, so two runs at once would collide.
-	lockCtx, unlock, err := d.locks.Lock(ctx, d.ns.Key("lock", "sender", d.eng.ID(), net.Name, chains.AnvilSender))
+	lockCtx, unlock, err := d.Locks.Lock(ctx, d.Namespace.Key("lock", "sender", d.Engine.ID(), net.Name, chains.AnvilSender))
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	out = newOutput(rep, d.redact)
-	code, err = box.exec(lockCtx, foundry.DeployCommand(target, chains.IPCPath, chains.AnvilSender), nil, out)
+	made, err := box.deploy(lockCtx, target, net.ChainID, newOutput(rep, d.Redact))
 	if err != nil {
-		return box.explain(ctx, err)
-	}
-	if code != 0 {
-		if msg := foundry.CompileError(out.String()); msg != "" {
-			return userErrorf("%s", msg)
-		}
-		return userErrorf("deployment failed: %s", orDefault(foundry.FailureSummary(out.String()), "forge exited "+fmt.Sprint(code)))
-	}
-	var made foundry.Broadcast
-	if target.IsScript() {
-		var file bytes.Buffer
-		path := projectDir + "/" + foundry.BroadcastPath(target, net.ChainID)
-		code, err := box.exec(ctx, []string{"cat", path}, nil, &limitWriter{w: &file, n: 64 << 20})
-		if err != nil {
-			return box.explain(ctx, err)
-		}
-		if code != 0 {
-			return userErrorf("the script sent no transactions (forge wrote no %s)", foundry.BroadcastPath(target, net.ChainID))
-		}
-		if made, err = foundry.ParseBroadcast(file.Bytes()); err != nil {
-			return userErrorf("%v", err)
-		}
-	} else if made, err = foundry.ParseCreate(out.String(), target); err != nil {
-		return userErrorf("%v", err)
+		return err
 	}
 	contracts, err := confirm(ctx, chains.NewRPC(chain.WorkerRPC), made, log)
 	if err != nil {
@@ -250,8 +229,22 @@ func (d *Deployer) run(ctx context.Context, p tasks.Deploy, rep Reporter, log *s
 		contracts = []jobs.Contract{}
 	}
 	unlock()
+	r.Timings.Forge = box.forge.Milliseconds()
 	r.Result = &jobs.Result{ChainID: net.ChainID, RPCURL: chain.PublicRPC, Contracts: contracts}
 	return nil
+}
+
+// compileKey names what a compilation of the project makes: the project's content
+// as the job sees it (with the sanitized foundry.toml), the runner image (forge, the
+// compiler and its stand-in) and the build command.
+func (d *Deployer) compileKey(dir string, toml []byte, imageKey string) (string, error) {
+	content, err := projects.ContentHash(dir, d.cfg.Limits, map[string][]byte{"foundry.toml": toml})
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "compile v1\ncontent %s\nimage %s\ncommand %q\n", content, imageKey, foundry.BuildCommand())
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // materialize returns a directory holding the project, and a function that removes
@@ -264,7 +257,7 @@ func (d *Deployer) materialize(ctx context.Context, ref tasks.ProjectRef) (strin
 		}
 		return filepath.Join(d.cfg.ProjectsRoot, rel), func() {}, nil
 	}
-	archive, err := d.projects.Get(ctx, ref.Upload)
+	archive, err := d.Projects.Get(ctx, ref.Upload)
 	if errors.Is(err, projects.ErrNotFound) {
 		return "", nil, userErrorf("project %s was not found (uploads are kept 24 h)", ref)
 	}

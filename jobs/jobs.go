@@ -82,6 +82,8 @@ type Timings struct {
 	Compile   int64 `json:"compile"`
 	Deploy    int64 `json:"deploy"`
 	Total     int64 `json:"total"`
+	// Forge is the part of compile and deploy spent in forge itself.
+	Forge int64 `json:"forge"`
 }
 
 // Cache says which warm resources a job reused.

@@ -1,12 +1,15 @@
 package producer
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/labstack/echo/v4"
 
 	"github.com/deployer-dev/deployer/cache"
@@ -110,12 +113,25 @@ type CleanupResponse struct {
 // imageCacheCleanup runs the image expiry now on every engine with a live worker.
 // It answers at once (202) unless asked to wait (?wait=true).
 func (a *API) imageCacheCleanup(c echo.Context) error {
+	return a.maintenance(c, tasks.TypeImageExpire, a.fanout.Send)
+}
+
+// compileCacheCleanup runs the compile cache expiry on every worker's store.
+func (a *API) compileCacheCleanup(c echo.Context) error {
+	return a.maintenance(c, tasks.TypeCompileExpire, a.fanout.SendAll)
+}
+
+type sender func(context.Context, *asynq.Task, time.Duration) ([]fanout.Sent, error)
+
+// maintenance sends a maintenance task and answers 202 with where it went, or 200
+// with every answer when the request says ?wait=true.
+func (a *API) maintenance(c echo.Context, typ string, send sender) error {
 	ctx := c.Request().Context()
-	task, err := tasks.NewMaintenance(tasks.TypeImageExpire, tasks.Maintenance{RequestedAt: time.Now()})
+	task, err := tasks.NewMaintenance(typ, tasks.Maintenance{RequestedAt: time.Now()})
 	if err != nil {
 		return err
 	}
-	sent, err := a.fanout.Send(ctx, task, 5*time.Minute)
+	sent, err := send(ctx, task, 5*time.Minute)
 	if err != nil {
 		return err
 	}
@@ -139,49 +155,124 @@ type ClearResponse struct {
 
 // imageCacheClear empties the image cache of every engine and its index.
 func (a *API) imageCacheClear(c echo.Context) error {
+	return a.clear(c, tasks.TypeImageClear, a.fanout.Send, "Cleared all image cache", "image cache",
+		a.images.Engines, a.images.DeleteEngine)
+}
+
+// compileCacheClear empties every worker's compile cache store and its index.
+func (a *API) compileCacheClear(c echo.Context) error {
+	return a.clear(c, tasks.TypeCompileClear, a.fanout.SendAll, "Cleared all foundry cache", "foundry cache",
+		a.compilations.Stores, a.compilations.DeleteStore)
+}
+
+// clear sends a clear everywhere, waits for the answers, and forgets the index
+// entries of owners (engines, stores) nobody cleared: whatever is left there is
+// adopted again, or expires.
+func (a *API) clear(c echo.Context, typ string, send sender, done, what string,
+	owners func(context.Context) ([]string, error), forget func(context.Context, string) error) error {
 	ctx := c.Request().Context()
-	task, err := tasks.NewMaintenance(tasks.TypeImageClear, tasks.Maintenance{RequestedAt: time.Now()})
+	task, err := tasks.NewMaintenance(typ, tasks.Maintenance{RequestedAt: time.Now()})
 	if err != nil {
 		return err
 	}
-	sent, err := a.fanout.Send(ctx, task, 5*time.Minute)
+	sent, err := send(ctx, task, 5*time.Minute)
 	if err != nil {
 		return err
 	}
 	answers := a.fanout.Await(ctx, sent, answerWait)
-	// Engines whose worker did not clear its own entries (none live, or no answer)
-	// lose them here; the images left there are adopted again when next seen.
 	cleared := map[string]bool{}
 	failed := 0
 	for _, ans := range answers {
-		if ans.Error == "" {
-			cleared[ans.EngineID] = true
-		} else {
-			failed++
+		var owner struct {
+			EngineID string `json:"engine_id"`
+			StoreID  string `json:"store_id"`
 		}
+		if ans.Error != "" || json.Unmarshal(ans.Result, &owner) != nil {
+			failed++
+			continue
+		}
+		cleared[owner.EngineID+owner.StoreID] = true
 	}
-	engines, err := a.images.Engines(ctx)
+	ids, err := owners(ctx)
 	if err != nil {
 		return err
 	}
-	for _, id := range engines {
+	for _, id := range ids {
 		if !cleared[id] {
-			if err := a.images.DeleteEngine(ctx, id); err != nil {
+			if err := forget(ctx, id); err != nil {
 				return err
 			}
 		}
 	}
-	resp := ClearResponse{Success: failed == 0, Message: "Cleared all image cache", Engines: answers}
+	resp := ClearResponse{Success: failed == 0, Message: done, Engines: answers}
 	if resp.Engines == nil {
 		resp.Engines = []fanout.Answer{}
 	}
 	switch {
 	case len(sent) == 0:
-		resp.Message = "Cleared the image cache index; no Docker engine has a live worker"
+		resp.Message = "Cleared the " + what + " index; no Docker engine has a live worker"
 	case failed > 0:
-		resp.Message = fmt.Sprintf("Cleared the image cache on %d of %d engines", len(sent)-failed, len(sent))
+		resp.Message = fmt.Sprintf("Cleared the %s on %d of %d workers", what, len(sent)-failed, len(sent))
 	}
 	return c.JSON(http.StatusOK, resp)
+}
+
+// CompileCacheStatus answers GET /admin/server/foundry-cache/status.
+type CompileCacheStatus struct {
+	CachedCompilations int          `json:"cached_compilations"`
+	CacheEnabled       bool         `json:"cache_enabled"`
+	CacheTTLSeconds    int64        `json:"cache_ttl_seconds"`
+	Hits               int64        `json:"hits"`
+	Misses             int64        `json:"misses"`
+	HitRate            float64      `json:"hit_rate"`
+	SizeBytes          int64        `json:"size_bytes"`
+	Stores             []StoreCache `json:"stores"`
+}
+
+// StoreCache is one artifact store's part of the compile cache.
+type StoreCache struct {
+	StoreID   string              `json:"store_id"`
+	Hits      int64               `json:"hits"`
+	Misses    int64               `json:"misses"`
+	SizeBytes int64               `json:"size_bytes"`
+	Entries   []cache.Compilation `json:"entries"`
+}
+
+func (a *API) compileCacheStatus(c echo.Context) error {
+	ctx := c.Request().Context()
+	stores, err := a.compilations.Stores(ctx)
+	if err != nil {
+		return err
+	}
+	out := CompileCacheStatus{CacheEnabled: a.cfg.FoundryCacheEnabled, CacheTTLSeconds: int64(a.cfg.FoundryCacheTTL.Seconds()), Stores: []StoreCache{}}
+	for _, id := range stores {
+		entries, err := a.compilations.List(ctx, id)
+		if err != nil {
+			return err
+		}
+		st, err := a.compilations.Stats(ctx, id)
+		if err != nil {
+			return err
+		}
+		sc := StoreCache{StoreID: id, Hits: st.Hits, Misses: st.Misses, Entries: []cache.Compilation{}}
+		for _, e := range entries {
+			// Past its TTL an entry is gone, whether or not an expiry ran yet.
+			if time.Since(e.LastUsed) > a.cfg.FoundryCacheTTL {
+				continue
+			}
+			sc.Entries = append(sc.Entries, e)
+			sc.SizeBytes += e.Size
+		}
+		out.CachedCompilations += len(sc.Entries)
+		out.Hits += st.Hits
+		out.Misses += st.Misses
+		out.SizeBytes += sc.SizeBytes
+		out.Stores = append(out.Stores, sc)
+	}
+	if n := out.Hits + out.Misses; n > 0 {
+		out.HitRate = float64(out.Hits) / float64(n)
+	}
+	return c.JSON(http.StatusOK, out)
 }
 
 func contains(list []string, s string) bool {

@@ -38,40 +38,45 @@ type Config struct {
 
 	ImageCacheEnabled bool
 	ImageCacheMaxAge  time.Duration
+
+	FoundryCacheEnabled bool
+	FoundryCacheTTL     time.Duration
 }
 
 // API serves the HTTP API.
 type API struct {
-	cfg       Config
-	ns        tasks.Namespace
-	rdb       redis.UniversalClient
-	client    *asynq.Client
-	inspector *asynq.Inspector
-	jobs      *jobs.Store
-	projects  *projects.Store
-	registry  *registry.Registry
-	images    *cache.Images
-	fanout    *fanout.Fanout
-	networks  networks.Set
-	log       *slog.Logger
-	echo      *echo.Echo
+	cfg          Config
+	ns           tasks.Namespace
+	rdb          redis.UniversalClient
+	client       *asynq.Client
+	inspector    *asynq.Inspector
+	jobs         *jobs.Store
+	projects     *projects.Store
+	registry     *registry.Registry
+	images       *cache.Images
+	compilations *cache.Compilations
+	fanout       *fanout.Fanout
+	networks     networks.Set
+	log          *slog.Logger
+	echo         *echo.Echo
 }
 
 // New returns the API. rdb and redisOpt name the same Redis.
 func New(cfg Config, rdb redis.UniversalClient, redisOpt asynq.RedisConnOpt, ns tasks.Namespace,
 	nets networks.Set, log *slog.Logger) *API {
 	a := &API{
-		cfg:       cfg,
-		ns:        ns,
-		rdb:       rdb,
-		client:    asynq.NewClient(redisOpt),
-		inspector: asynq.NewInspector(redisOpt),
-		jobs:      jobs.NewStore(rdb, ns, cfg.JobRetention),
-		projects:  projects.NewStore(rdb, ns, cfg.ProjectTTL),
-		registry:  registry.New(rdb, ns),
-		images:    cache.NewImages(rdb, ns),
-		networks:  nets,
-		log:       log,
+		cfg:          cfg,
+		ns:           ns,
+		rdb:          rdb,
+		client:       asynq.NewClient(redisOpt),
+		inspector:    asynq.NewInspector(redisOpt),
+		jobs:         jobs.NewStore(rdb, ns, cfg.JobRetention),
+		projects:     projects.NewStore(rdb, ns, cfg.ProjectTTL),
+		registry:     registry.New(rdb, ns),
+		images:       cache.NewImages(rdb, ns),
+		compilations: cache.NewCompilations(rdb, ns),
+		networks:     nets,
+		log:          log,
 	}
 	a.fanout = fanout.New(a.client, a.inspector, a.registry)
 	a.echo = a.routes()
@@ -120,6 +125,9 @@ func (a *API) routes() *echo.Echo {
 	e.GET("/admin/server/cache/status", a.imageCacheStatus)
 	e.POST("/admin/server/cache/cleanup", a.imageCacheCleanup)
 	e.POST("/admin/server/cache/clear", a.imageCacheClear)
+	e.GET("/admin/server/foundry-cache/status", a.compileCacheStatus)
+	e.POST("/admin/server/foundry-cache/cleanup", a.compileCacheCleanup)
+	e.POST("/admin/server/foundry-cache/clear", a.compileCacheClear)
 	e.GET("/containers/stats", a.containerStats)
 	e.POST("/containers/cleanup", a.containerCleanup)
 	return e

@@ -3,6 +3,8 @@ package projects
 import (
 	"archive/tar"
 	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 )
 
@@ -189,6 +192,8 @@ type PackOptions struct {
 	Prefix string
 	// UID and GID own the entries in the archive.
 	UID, GID int
+	// Extra, when set, adds entries after the project's (names without Prefix).
+	Extra func(add func(h *tar.Header, body io.Reader) error) error
 }
 
 // Pack writes a tar of a project directory (validated as ListDir does) to w.
@@ -256,6 +261,22 @@ func Pack(w io.Writer, dir string, lim Limits, opt PackOptions) error {
 			return err
 		}
 	}
+	if opt.Extra != nil {
+		err := opt.Extra(func(h *tar.Header, body io.Reader) error {
+			h.Name = name(h.Name)
+			if err := tw.WriteHeader(hdr(h)); err != nil {
+				return err
+			}
+			if body != nil {
+				_, err := io.CopyN(tw, body, h.Size)
+				return err
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
 	if err := tw.Close(); err != nil {
 		return err
 	}
@@ -263,4 +284,51 @@ func Pack(w io.Writer, dir string, lim Limits, opt PackOptions) error {
 		return zw.Close()
 	}
 	return nil
+}
+
+// ContentHash hashes a project as a job sees it: every kept file's path, executable
+// bit and contents, every link's target, with replace applied. Times and owners do
+// not count, so two copies of one project hash the same.
+func ContentHash(dir string, lim Limits, replace map[string][]byte) (string, error) {
+	h := sha256.New()
+	seen := map[string]bool{}
+	err := walkDir(dir, lim, func(rel string, d fs.DirEntry, target string) error {
+		switch {
+		case d.IsDir():
+			return nil
+		case replace[rel] != nil:
+			return nil
+		case target != "":
+			fmt.Fprintf(h, "link %q %q\n", rel, target)
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		f, err := os.OpenFile(filepath.Join(dir, filepath.FromSlash(rel)), os.O_RDONLY|noFollow, 0)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", rel, err)
+		}
+		defer f.Close()
+		fh := sha256.New()
+		if _, err := io.Copy(fh, io.LimitReader(f, info.Size())); err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "file %q %t %x\n", rel, info.Mode()&0o111 != 0, fh.Sum(nil))
+		seen[rel] = true
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	names := make([]string, 0, len(replace))
+	for rel := range replace {
+		names = append(names, rel)
+	}
+	sort.Strings(names)
+	for _, rel := range names {
+		fmt.Fprintf(h, "file %q false %x\n", rel, sha256.Sum256(replace[rel]))
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -65,3 +65,11 @@ type CleanupReport struct {
 	Orphans  []string `json:"orphans_removed"`
 	Errors   []string `json:"errors,omitempty"`
 }
+
+// ArtifactReport says what a compile cache expiry or clear did to one store.
+type ArtifactReport struct {
+	StoreID string   `json:"store_id"`
+	Removed []string `json:"removed"`
+	Kept    int      `json:"kept"`
+	Errors  []string `json:"errors,omitempty"`
+}

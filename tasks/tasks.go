@@ -111,6 +111,9 @@ func DecodeDeploy(b []byte) (Deploy, error) {
 const (
 	TypeImageExpire = "cache:images:expire"
 	TypeImageClear  = "cache:images:clear"
+	// Sent to every worker: each expires or clears its compile cache store.
+	TypeCompileExpire = "cache:compile:expire"
+	TypeCompileClear  = "cache:compile:clear"
 	// Sent to every worker: each reports and cleans what it holds.
 	TypeContainerStats   = "containers:stats"
 	TypeContainerCleanup = "containers:cleanup"

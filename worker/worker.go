@@ -14,6 +14,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/deployer-dev/deployer/artifacts"
 	"github.com/deployer-dev/deployer/chains"
 	"github.com/deployer-dev/deployer/deployment"
 	"github.com/deployer-dev/deployer/engine"
@@ -37,15 +38,16 @@ type Config struct {
 
 // Deps are the parts a worker drives.
 type Deps struct {
-	Engine   *engine.Engine
-	Jobs     *jobs.Store
-	Registry *registry.Registry
-	Deployer *deployment.Deployer
-	Images   *runner.Resolver
-	Pool     *pool.Pool
-	Chains   *chains.Supervisor
-	Networks networks.Set
-	Redact   *redact.Redactor
+	Engine    *engine.Engine
+	Jobs      *jobs.Store
+	Registry  *registry.Registry
+	Deployer  *deployment.Deployer
+	Images    *runner.Resolver
+	Pool      *pool.Pool
+	Artifacts *artifacts.Store
+	Chains    *chains.Supervisor
+	Networks  networks.Set
+	Redact    *redact.Redactor
 }
 
 // Worker is one worker process's share of the work.
@@ -62,6 +64,7 @@ type Worker struct {
 	deployer *deployment.Deployer
 	images   *runner.Resolver
 	pool     *pool.Pool
+	store    *artifacts.Store
 	chains   *chains.Supervisor
 	networks networks.Set
 	redact   *redact.Redactor
@@ -76,7 +79,7 @@ type Worker struct {
 // New returns a worker. It does not start until Run.
 func New(cfg Config, redisOpt asynq.RedisConnOpt, ns tasks.Namespace, d Deps, log *slog.Logger) *Worker {
 	w := &Worker{cfg: cfg, ns: ns, eng: d.Engine, jobs: d.Jobs, registry: d.Registry, deployer: d.Deployer,
-		images: d.Images, pool: d.Pool, chains: d.Chains, networks: d.Networks, redact: d.Redact, log: log.With("worker_id", cfg.ID)}
+		images: d.Images, pool: d.Pool, store: d.Artifacts, chains: d.Chains, networks: d.Networks, redact: d.Redact, log: log.With("worker_id", cfg.ID)}
 	w.admin = asynq.NewServer(redisOpt, asynq.Config{
 		Concurrency:       1,
 		Queues:            map[string]int{ns.WorkerQueue(cfg.ID): 1},

@@ -189,6 +189,7 @@ func printSideBySide(js []api.Job) {
 	row("compile", ms(func(t *jobs.Timings) int64 { return t.Compile }))
 	row("deploy", ms(func(t *jobs.Timings) int64 { return t.Deploy }))
 	row("total", ms(func(t *jobs.Timings) int64 { return t.Total }))
+	row("  of which forge", ms(func(t *jobs.Timings) int64 { return t.Forge }))
 	row("chain", func(j api.Job) string {
 		if j.Result == nil {
 			return "-"

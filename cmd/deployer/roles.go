@@ -12,6 +12,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/deployer-dev/deployer/artifacts"
 	"github.com/deployer-dev/deployer/cache"
 	"github.com/deployer-dev/deployer/chains"
 	"github.com/deployer-dev/deployer/config"
@@ -112,6 +113,9 @@ func runRoles(ctx context.Context, cfg config.Config, log *slog.Logger, roles ro
 
 			ImageCacheEnabled: cfg.ImageCacheEnabled,
 			ImageCacheMaxAge:  cfg.ImageCacheMaxAge.D(),
+
+			FoundryCacheEnabled: cfg.FoundryCacheEnabled,
+			FoundryCacheTTL:     cfg.FoundryCacheTTL.D(),
 		}, rdb, redisOpt, ns, nets, log.With("component", "api"))
 		defer a.Close()
 		run("api", func(ctx context.Context) error { return a.Serve(ctx, ln) })
@@ -159,33 +163,47 @@ func newWorker(ctx context.Context, cfg config.Config, rdb *redis.Client, redisO
 		WorkerID:            id,
 	}, log)
 	sup := chains.NewSupervisor(eng, images, locks, ns, cfg.PublicHost, log)
-	dep := deployment.New(eng, images, sup, containers,
-		projects.NewStore(rdb, ns, projectTTL),
-		nets, locks, ns, red,
-		deployment.Config{
-			WorkerID:     id,
-			ProjectsRoot: cfg.ProjectsRoot,
-			Limits:       projects.DefaultLimits,
-			Memory:       int64(cfg.JobMemory),
-			NanoCPUs:     int64(cfg.JobCPUs * 1e9),
-			Pids:         cfg.JobPids,
-			Timeout:      cfg.JobTimeout.D(),
-		})
+	store, err := artifacts.Open(cfg.FoundryCacheDir, cache.NewCompilations(rdb, ns), cfg.FoundryCacheTTL.D(), cfg.FoundryCacheEnabled, log)
+	if err != nil {
+		eng.Close()
+		return nil, nil, fmt.Errorf("worker: %w", err)
+	}
+	dep := deployment.New(deployment.Deps{
+		Engine:    eng,
+		Images:    images,
+		Chains:    sup,
+		Pool:      containers,
+		Artifacts: store,
+		Projects:  projects.NewStore(rdb, ns, projectTTL),
+		Networks:  nets,
+		Locks:     locks,
+		Namespace: ns,
+		Redact:    red,
+	}, deployment.Config{
+		WorkerID:     id,
+		ProjectsRoot: cfg.ProjectsRoot,
+		Limits:       projects.DefaultLimits,
+		Memory:       int64(cfg.JobMemory),
+		NanoCPUs:     int64(cfg.JobCPUs * 1e9),
+		Pids:         cfg.JobPids,
+		Timeout:      cfg.JobTimeout.D(),
+	})
 	w := worker.New(worker.Config{
 		ID:              id,
 		Concurrency:     cfg.WorkerConcurrency,
 		ShutdownTimeout: cfg.ShutdownTimeout.D(),
 		ImageMaxAge:     cfg.ImageCacheMaxAge.D(),
 	}, redisOpt, ns, worker.Deps{
-		Engine:   eng,
-		Jobs:     jobs.NewStore(rdb, ns, cfg.JobRetention.D()),
-		Registry: registry.New(rdb, ns),
-		Deployer: dep,
-		Images:   images,
-		Pool:     containers,
-		Chains:   sup,
-		Networks: nets,
-		Redact:   red,
+		Engine:    eng,
+		Jobs:      jobs.NewStore(rdb, ns, cfg.JobRetention.D()),
+		Registry:  registry.New(rdb, ns),
+		Deployer:  dep,
+		Images:    images,
+		Pool:      containers,
+		Artifacts: store,
+		Chains:    sup,
+		Networks:  nets,
+		Redact:    red,
 	}, log)
 	return w, func() { eng.Close() }, nil
 }
