@@ -5,7 +5,7 @@ GO      ?= go
 BIN     := bin/deployer
 GOFILES := $(shell find . -name '*.go' -not -path './.toolchain/*')
 
-.PHONY: all setup build demo test lint unit e2e bench bench-cache bench-pool clean
+.PHONY: all setup build demo test lint unit e2e bench bench-cache bench-pool bench-compile clean
 
 all: build
 
@@ -37,13 +37,16 @@ e2e: setup
 	$(GO) test -count=1 -v ./e2e/
 
 # Benchmarks print the baseline and ours side by side, with the ratio.
-bench: bench-cache bench-pool
+bench: bench-cache bench-pool bench-compile
 
 bench-cache: setup
 	$(GO) test -run '^$$' -bench ImageResolve -benchtime 3x ./runner/
 
 bench-pool: setup
 	$(GO) test -run '^$$' -bench JobContainer -benchtime 20x ./pool/
+
+bench-compile: setup
+	$(GO) test -run '^$$' -bench WarmDeployment -benchtime 10x ./e2e/
 
 clean:
 	rm -rf bin artifacts

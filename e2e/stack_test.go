@@ -112,7 +112,7 @@ func getStack(t *testing.T) *stack {
 
 // requireParts skips the test, or fails it under CI, without the engine, the
 // toolchain or redis-server.
-func requireParts(t *testing.T) {
+func requireParts(t testing.TB) {
 	t.Helper()
 	testenv.RequireEngine(t, "e2e-probe")
 	if _, err := exec.LookPath("redis-server"); err != nil {
@@ -219,6 +219,7 @@ func startStack(opts stackOpts) (*stack, error) {
 		"JOB_TIMEOUT=3m",
 		"WORKER_CONCURRENCY=3",
 		"LOG_LEVEL=debug",
+		"FOUNDRY_CACHE_DIR="+s.foundryCacheDir(),
 	)
 	s.cmd.Env = append(s.cmd.Env, opts.env...)
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
@@ -281,6 +282,11 @@ func (s *stack) terminate() {
 	})
 }
 
+// foundryCacheDir is the installation's compile cache store, shared by its processes.
+func (s *stack) foundryCacheDir() string {
+	return filepath.Join(os.TempDir(), "deployer-"+s.instance+"-foundry")
+}
+
 // waitWorker waits for the process's worker to beat in the registry.
 func (s *stack) waitWorker() error {
 	reg := registry.New(s.rdb, s.ns)
@@ -311,13 +317,14 @@ func (s *stack) stop() {
 		s.rdb.Close()
 	}
 	_ = testenv.Cleanup(s.instance)
+	os.RemoveAll(s.foundryCacheDir())
 	if s.stopRedis != nil {
 		s.stopRedis()
 	}
 }
 
 // deploy submits a request and waits for the job to end.
-func (s *stack) deploy(t *testing.T, req api.DeployRequest) api.Job {
+func (s *stack) deploy(t testing.TB, req api.DeployRequest) api.Job {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -337,7 +344,7 @@ func (s *stack) deploy(t *testing.T, req api.DeployRequest) api.Job {
 
 // requireCompleted fails unless the job completed, and checks on chain, through the
 // RPC URL the job answered, that code is at every address it returned.
-func requireCompleted(t *testing.T, j api.Job) {
+func requireCompleted(t testing.TB, j api.Job) {
 	t.Helper()
 	if j.Status != jobs.Completed {
 		msg := ""
