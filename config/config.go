@@ -5,6 +5,7 @@ package config
 import (
 	"fmt"
 	"math"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -62,8 +63,22 @@ type Config struct {
 	LogLevel string `envconfig:"LOG_LEVEL" default:"info"`
 
 	// The API as `deployer submit` reaches it.
-	APIURL   string `envconfig:"DEPLOYER_API" default:"http://127.0.0.1:5001"`
-	APIToken string `envconfig:"API_TOKEN"`
+	APIURL string `envconfig:"DEPLOYER_API" default:"http://127.0.0.1:5001"`
+
+	// Access control. API_TOKEN opens the deployment routes, ADMIN_TOKEN every route.
+	APIToken   string `envconfig:"API_TOKEN"`
+	AdminToken string `envconfig:"ADMIN_TOKEN"`
+	// RateLimit is deployments per minute per client; 0 turns the limit off.
+	RateLimit      float64  `envconfig:"RATE_LIMIT" default:"60"`
+	RateLimitBurst int      `envconfig:"RATE_LIMIT_BURST" default:"20"`
+	TrustedProxies []string `envconfig:"TRUSTED_PROXIES"`
+	// MonitoringReadOnly keeps asynqmon's UI from changing queues.
+	MonitoringReadOnly bool `envconfig:"MONITORING_READ_ONLY" default:"true"`
+
+	// Periodic maintenance (cron specs; empty turns one off).
+	ScheduleImageExpiry   string `envconfig:"SCHEDULE_IMAGE_EXPIRY" default:"0 * * * *"`
+	ScheduleCompileExpiry string `envconfig:"SCHEDULE_COMPILE_EXPIRY" default:"*/15 * * * *"`
+	SchedulePoolSweep     string `envconfig:"SCHEDULE_POOL_SWEEP" default:"*/5 * * * *"`
 }
 
 // Load reads the environment. It fails naming the variable that does not parse.
@@ -104,6 +119,14 @@ func (c Config) validate() error {
 	}
 	if c.JobTimeout.D() <= 0 {
 		return fmt.Errorf("JOB_TIMEOUT must be positive")
+	}
+	if c.RateLimit < 0 || c.RateLimitBurst < 1 {
+		return fmt.Errorf("RATE_LIMIT must not be negative and RATE_LIMIT_BURST must be positive")
+	}
+	for _, cidr := range c.TrustedProxies {
+		if _, _, err := net.ParseCIDR(strings.TrimSpace(cidr)); err != nil {
+			return fmt.Errorf("TRUSTED_PROXIES: %q is not a CIDR range (10.0.0.0/8)", cidr)
+		}
 	}
 	if c.PoolMaxContainers < c.WorkerConcurrency {
 		return fmt.Errorf("POOL_MAX_CONTAINERS (%d) must be at least WORKER_CONCURRENCY (%d)", c.PoolMaxContainers, c.WorkerConcurrency)

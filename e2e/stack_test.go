@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"strconv"
 	"sync"
 	"syscall"
@@ -126,7 +127,7 @@ type stackOpts struct {
 	instance string
 	redisURL string
 	env      []string
-	// role is the deployer command: "all" (the default) or "worker".
+	// role is the deployer command: "all" (the default), "worker" or "scheduler".
 	role string
 	// networks replaces the test network file.
 	networks string
@@ -234,8 +235,11 @@ func startStack(opts stackOpts) (*stack, error) {
 	aopt, _ := asynq.ParseRedisURI(redisURL)
 	s.insp = asynq.NewInspector(aopt)
 	s.client = client.New(s.url, "")
-	if role == "worker" {
+	switch role {
+	case "worker":
 		return s, s.waitWorker()
+	case "scheduler":
+		return s, s.waitLog("scheduled", 30*time.Second)
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -280,6 +284,19 @@ func (s *stack) terminate() {
 			<-done
 		}
 	})
+}
+
+// waitLog waits for the process to log a message.
+func (s *stack) waitLog(msg string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for !strings.Contains(s.logs.String(), "msg="+msg) && !strings.Contains(s.logs.String(), `msg="`+msg) {
+		if time.Now().After(deadline) {
+			s.stop()
+			return fmt.Errorf("no %q in the log after %s:\n%s", msg, limit, s.logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return nil
 }
 
 // foundryCacheDir is the installation's compile cache store, shared by its processes.

@@ -47,17 +47,19 @@ type Answer struct {
 
 // Send enqueues the task once per engine with a live, healthy worker, on the queue of
 // the worker that beat last.
-func (f *Fanout) Send(ctx context.Context, task *asynq.Task, timeout time.Duration) ([]Sent, error) {
-	return f.send(ctx, task, timeout, true)
+func (f *Fanout) Send(ctx context.Context, task *asynq.Task, timeout time.Duration, opts ...asynq.Option) ([]Sent, error) {
+	return f.send(ctx, task, timeout, true, opts)
 }
 
 // SendAll enqueues the task to every live, healthy worker: for work on what each
 // worker holds itself (its pool of containers).
-func (f *Fanout) SendAll(ctx context.Context, task *asynq.Task, timeout time.Duration) ([]Sent, error) {
-	return f.send(ctx, task, timeout, false)
+func (f *Fanout) SendAll(ctx context.Context, task *asynq.Task, timeout time.Duration, opts ...asynq.Option) ([]Sent, error) {
+	return f.send(ctx, task, timeout, false, opts)
 }
 
-func (f *Fanout) send(ctx context.Context, task *asynq.Task, timeout time.Duration, perEngine bool) ([]Sent, error) {
+// send enqueues with no retry, the timeout, an hour's retention for the answer, and
+// opts, which come last and win.
+func (f *Fanout) send(ctx context.Context, task *asynq.Task, timeout time.Duration, perEngine bool, opts []asynq.Option) ([]Sent, error) {
 	live, err := f.registry.Live(ctx, time.Now(), liveWithin)
 	if err != nil {
 		return nil, err
@@ -85,8 +87,8 @@ func (f *Fanout) send(ctx context.Context, task *asynq.Task, timeout time.Durati
 	})
 	var sent []Sent
 	for _, w := range targets {
-		info, err := f.client.EnqueueContext(ctx, task, asynq.Queue(w.Queue), asynq.MaxRetry(0),
-			asynq.Timeout(timeout), asynq.Retention(time.Hour))
+		all := append([]asynq.Option{asynq.Queue(w.Queue), asynq.MaxRetry(0), asynq.Timeout(timeout), asynq.Retention(time.Hour)}, opts...)
+		info, err := f.client.EnqueueContext(ctx, task, all...)
 		if err != nil {
 			return sent, fmt.Errorf("send %s to worker %s: %w", task.Type(), w.ID, err)
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/deployer-dev/deployer/engine"
+	"github.com/deployer-dev/deployer/tasks"
 )
 
 // A lease lives leaseTTL after its owner last renewed it; owners renew every
@@ -118,14 +119,25 @@ func (k *keeper) renew() {
 func (k *keeper) reap() {
 	ctx, cancel := context.WithTimeout(context.Background(), reapEvery)
 	defer cancel()
-	k.p.expireIdle(time.Now())
-	if _, err := k.p.removeOrphans(ctx); err != nil {
-		k.p.log.Warn("orphan sweep failed", "error", err)
+	if rep := k.p.Sweep(ctx); len(rep.Errors) > 0 {
+		k.p.log.Warn("pool sweep failed", "errors", rep.Errors)
 	}
 }
 
+// Sweep removes idle containers past the idle timeout and orphaned job containers.
+// The keeper runs it every half minute; the scheduler's pool sweep runs it too.
+func (p *Pool) Sweep(ctx context.Context) tasks.CleanupReport {
+	rep := tasks.CleanupReport{WorkerID: p.cfg.WorkerID, EngineID: p.eng.ID(), Idle: p.expireIdle(time.Now()), Exited: []string{}}
+	orphans, err := p.removeOrphans(ctx)
+	if err != nil {
+		rep.Errors = append(rep.Errors, err.Error())
+	}
+	rep.Orphans = append([]string{}, orphans...)
+	return rep
+}
+
 // expireIdle removes idle containers unused for the idle timeout.
-func (p *Pool) expireIdle(now time.Time) {
+func (p *Pool) expireIdle(now time.Time) []string {
 	var old []*member
 	p.mu.Lock()
 	for _, list := range p.idle {
@@ -136,9 +148,12 @@ func (p *Pool) expireIdle(now time.Time) {
 		}
 	}
 	p.mu.Unlock()
+	names := []string{}
 	for _, m := range old {
 		p.destroy(m, "idle too long")
+		names = append(names, m.name)
 	}
+	return names
 }
 
 // mine says whether the pool holds the container.

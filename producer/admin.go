@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/deployer-dev/deployer/cache"
+	"github.com/deployer-dev/deployer/dashboard"
 	"github.com/deployer-dev/deployer/fanout"
 	"github.com/deployer-dev/deployer/tasks"
 )
@@ -50,14 +51,21 @@ type CacheImage struct {
 }
 
 func (a *API) imageCacheStatus(c echo.Context) error {
-	ctx := c.Request().Context()
-	engines, err := a.images.Engines(ctx)
+	out, err := a.imageCache(c.Request().Context())
 	if err != nil {
 		return err
 	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (a *API) imageCache(ctx context.Context) (ImageCacheStatus, error) {
+	engines, err := a.images.Engines(ctx)
+	if err != nil {
+		return ImageCacheStatus{}, err
+	}
 	live, err := a.registry.Live(ctx, time.Now(), readyWithin)
 	if err != nil {
-		return err
+		return ImageCacheStatus{}, err
 	}
 	workers := map[string][]string{}
 	for _, w := range live {
@@ -73,11 +81,11 @@ func (a *API) imageCacheStatus(c echo.Context) error {
 	for _, id := range engines {
 		imgs, err := a.images.List(ctx, id)
 		if err != nil {
-			return err
+			return out, err
 		}
 		st, err := a.images.Stats(ctx, id)
 		if err != nil {
-			return err
+			return out, err
 		}
 		e := EngineCache{EngineID: id, Live: len(workers[id]) > 0, Workers: workers[id], Hits: st.Hits,
 			Misses: st.Misses, Builds: st.Builds, Images: []CacheImage{}}
@@ -99,7 +107,7 @@ func (a *API) imageCacheStatus(c echo.Context) error {
 		out.Engines = append(out.Engines, e)
 	}
 	sort.Strings(out.CachedImageTags)
-	return c.JSON(http.StatusOK, out)
+	return out, nil
 }
 
 // CleanupResponse answers POST /admin/server/cache/cleanup.
@@ -121,7 +129,7 @@ func (a *API) compileCacheCleanup(c echo.Context) error {
 	return a.maintenance(c, tasks.TypeCompileExpire, a.fanout.SendAll)
 }
 
-type sender func(context.Context, *asynq.Task, time.Duration) ([]fanout.Sent, error)
+type sender func(context.Context, *asynq.Task, time.Duration, ...asynq.Option) ([]fanout.Sent, error)
 
 // maintenance sends a maintenance task and answers 202 with where it went, or 200
 // with every answer when the request says ?wait=true.
@@ -239,20 +247,27 @@ type StoreCache struct {
 }
 
 func (a *API) compileCacheStatus(c echo.Context) error {
-	ctx := c.Request().Context()
-	stores, err := a.compilations.Stores(ctx)
+	out, err := a.compileCache(c.Request().Context())
 	if err != nil {
 		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (a *API) compileCache(ctx context.Context) (CompileCacheStatus, error) {
+	stores, err := a.compilations.Stores(ctx)
+	if err != nil {
+		return CompileCacheStatus{}, err
 	}
 	out := CompileCacheStatus{CacheEnabled: a.cfg.FoundryCacheEnabled, CacheTTLSeconds: int64(a.cfg.FoundryCacheTTL.Seconds()), Stores: []StoreCache{}}
 	for _, id := range stores {
 		entries, err := a.compilations.List(ctx, id)
 		if err != nil {
-			return err
+			return out, err
 		}
 		st, err := a.compilations.Stats(ctx, id)
 		if err != nil {
-			return err
+			return out, err
 		}
 		sc := StoreCache{StoreID: id, Hits: st.Hits, Misses: st.Misses, Entries: []cache.Compilation{}}
 		for _, e := range entries {
@@ -272,7 +287,7 @@ func (a *API) compileCacheStatus(c echo.Context) error {
 	if n := out.Hits + out.Misses; n > 0 {
 		out.HitRate = float64(out.Hits) / float64(n)
 	}
-	return c.JSON(http.StatusOK, out)
+	return out, nil
 }
 
 func contains(list []string, s string) bool {
@@ -282,4 +297,8 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+func (a *API) dashboardPage(c echo.Context) error {
+	return c.HTMLBlob(http.StatusOK, dashboard.Index())
 }

@@ -18,10 +18,12 @@ import (
 
 	"github.com/deployer-dev/deployer/api"
 	"github.com/deployer-dev/deployer/cache"
+	"github.com/deployer-dev/deployer/dashboard"
 	"github.com/deployer-dev/deployer/fanout"
 	"github.com/deployer-dev/deployer/jobs"
 	"github.com/deployer-dev/deployer/networks"
 	"github.com/deployer-dev/deployer/projects"
+	"github.com/deployer-dev/deployer/redact"
 	"github.com/deployer-dev/deployer/registry"
 	"github.com/deployer-dev/deployer/tasks"
 )
@@ -32,9 +34,12 @@ type Config struct {
 	MaxProjectBytes int64
 	ProjectTTL      time.Duration
 	Limits          projects.Limits
-	JobTimeout      time.Duration
-	JobRetention    time.Duration
-	JobMaxRetry     int
+	Access          Access
+	// MonitoringReadOnly keeps asynqmon from changing queues.
+	MonitoringReadOnly bool
+	JobTimeout         time.Duration
+	JobRetention       time.Duration
+	JobMaxRetry        int
 
 	ImageCacheEnabled bool
 	ImageCacheMaxAge  time.Duration
@@ -57,13 +62,15 @@ type API struct {
 	compilations *cache.Compilations
 	fanout       *fanout.Fanout
 	networks     networks.Set
+	redact       *redact.Redactor
+	redisOpt     asynq.RedisConnOpt
 	log          *slog.Logger
 	echo         *echo.Echo
 }
 
 // New returns the API. rdb and redisOpt name the same Redis.
 func New(cfg Config, rdb redis.UniversalClient, redisOpt asynq.RedisConnOpt, ns tasks.Namespace,
-	nets networks.Set, log *slog.Logger) *API {
+	nets networks.Set, log *slog.Logger) (*API, error) {
 	a := &API{
 		cfg:          cfg,
 		ns:           ns,
@@ -76,11 +83,21 @@ func New(cfg Config, rdb redis.UniversalClient, redisOpt asynq.RedisConnOpt, ns 
 		images:       cache.NewImages(rdb, ns),
 		compilations: cache.NewCompilations(rdb, ns),
 		networks:     nets,
+		redact:       redact.New(nets.Secrets()...),
+		redisOpt:     redisOpt,
 		log:          log,
 	}
 	a.fanout = fanout.New(a.client, a.inspector, a.registry)
-	a.echo = a.routes()
-	return a
+	e, err := a.routes()
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	a.echo = e
+	if cfg.Access.AdminToken == "" {
+		log.Warn("ADMIN_TOKEN is not set: the dashboard, monitoring and admin routes are open to anyone who reaches the API")
+	}
+	return a, nil
 }
 
 // Handler is the API's HTTP handler.
@@ -110,27 +127,47 @@ func (a *API) Serve(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-func (a *API) routes() *echo.Echo {
+func (a *API) routes() (*echo.Echo, error) {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = a.errorHandler
-	e.Use(a.logRequests)
+	ip, err := ipExtractor(a.cfg.Access.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
+	e.IPExtractor = ip
+	e.Use(a.logRequests, securityHeaders)
+
+	// Open: probes.
 	e.GET("/healthz", a.healthz)
 	e.GET("/readyz", a.readyz)
-	e.POST("/projects", a.uploadProject)
-	e.POST("/deploy", a.deploy)
-	e.GET("/deploy/:id", a.getJob)
-	e.GET("/deploy/:id/logs", a.getLogs)
-	e.DELETE("/deploy/:id", a.cancelJob)
-	e.GET("/admin/server/cache/status", a.imageCacheStatus)
-	e.POST("/admin/server/cache/cleanup", a.imageCacheCleanup)
-	e.POST("/admin/server/cache/clear", a.imageCacheClear)
-	e.GET("/admin/server/foundry-cache/status", a.compileCacheStatus)
-	e.POST("/admin/server/foundry-cache/cleanup", a.compileCacheCleanup)
-	e.POST("/admin/server/foundry-cache/clear", a.compileCacheClear)
-	e.GET("/containers/stats", a.containerStats)
-	e.POST("/containers/cleanup", a.containerCleanup)
-	return e
+
+	// Deployments: the API token or the admin token.
+	acc := a.cfg.Access
+	dep := e.Group("", require(false, acc.APIToken, acc.AdminToken))
+	dep.POST("/projects", a.uploadProject)
+	dep.POST("/deploy", a.deploy, rateLimit(acc.RateLimit, acc.RateLimitBurst))
+	dep.GET("/deploy/:id", a.getJob)
+	dep.GET("/deploy/:id/logs", a.getLogs)
+	dep.DELETE("/deploy/:id", a.cancelJob)
+
+	// Everything else: the admin token, from a program or a browser.
+	adm := e.Group("", require(true, acc.AdminToken))
+	adm.GET("/admin/server/cache/status", a.imageCacheStatus)
+	adm.POST("/admin/server/cache/cleanup", a.imageCacheCleanup)
+	adm.POST("/admin/server/cache/clear", a.imageCacheClear)
+	adm.GET("/admin/server/foundry-cache/status", a.compileCacheStatus)
+	adm.POST("/admin/server/foundry-cache/cleanup", a.compileCacheCleanup)
+	adm.POST("/admin/server/foundry-cache/clear", a.compileCacheClear)
+	adm.GET("/containers/stats", a.containerStats)
+	adm.POST("/containers/cleanup", a.containerCleanup)
+	adm.GET("/", a.dashboardPage)
+	adm.GET(dashboard.StaticPrefix+"*", echo.WrapHandler(dashboard.Static()))
+	adm.GET("/dashboard/api/overview", a.overview)
+	mon := a.monitoring()
+	adm.Any("/monitoring", mon)
+	adm.Any("/monitoring/*", mon)
+	return e, nil
 }
 
 // apiError is an error answered to the client as {"error": msg}.
@@ -184,23 +221,8 @@ func (a *API) healthz(c echo.Context) error {
 const readyWithin = 30 * time.Second
 
 func (a *API) readyz(c echo.Context) error {
-	ctx := c.Request().Context()
-	if err := a.rdb.Ping(ctx).Err(); err != nil {
-		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": "redis does not answer"})
+	if ok, reason := a.ready(c.Request().Context()); !ok {
+		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": reason})
 	}
-	live, err := a.registry.Live(ctx, time.Now(), readyWithin)
-	if err != nil {
-		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": "cannot read the worker registry"})
-	}
-	healthy := 0
-	for _, w := range live {
-		if w.Healthy {
-			healthy++
-		}
-	}
-	if healthy == 0 {
-		return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "unavailable",
-			"reason": "no worker with a healthy Docker engine has reported in the last 30 s", "workers": len(live)})
-	}
-	return c.JSON(http.StatusOK, map[string]any{"status": "ready", "workers": healthy})
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 }

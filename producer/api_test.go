@@ -59,7 +59,7 @@ func newFixture(t *testing.T) *fixture {
 	copyDir(t, filepath.Join("..", "examples", "counter"), filepath.Join(root, "counter"))
 	ns := tasks.Namespace{Instance: "unit"}
 	opt := asynq.RedisClientOpt{Addr: mr.Addr()}
-	a := New(Config{
+	a, err := New(Config{
 		ProjectsRoot:    root,
 		MaxProjectBytes: 64 << 10,
 		ProjectTTL:      24 * time.Hour,
@@ -68,6 +68,9 @@ func newFixture(t *testing.T) *fixture {
 		JobRetention:    24 * time.Hour,
 		JobMaxRetry:     2,
 	}, rdb, opt, ns, nets, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { a.Close() })
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)

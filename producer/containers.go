@@ -1,11 +1,13 @@
 package producer
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"sort"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/labstack/echo/v4"
 
 	"github.com/deployer-dev/deployer/fanout"
@@ -34,18 +36,27 @@ type EngineContainers struct {
 }
 
 func (a *API) containerStats(c echo.Context) error {
-	ctx := c.Request().Context()
+	out, err := a.containers(c.Request().Context(), answerWait)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// containers asks every worker for its inventory and waits up to wait for them.
+func (a *API) containers(ctx context.Context, wait time.Duration) (ContainerStats, error) {
+	out := ContainerStats{Engines: []EngineContainers{}, Unanswered: []fanout.Answer{}}
 	task, err := tasks.NewMaintenance(tasks.TypeContainerStats, tasks.Maintenance{RequestedAt: time.Now()})
 	if err != nil {
-		return err
+		return out, err
 	}
-	sent, err := a.fanout.SendAll(ctx, task, time.Minute)
+	// Stats are asked for often (the dashboard): their answers are kept briefly.
+	sent, err := a.fanout.SendAll(ctx, task, time.Minute, asynq.Retention(2*time.Minute))
 	if err != nil {
-		return err
+		return out, err
 	}
-	out := ContainerStats{Engines: []EngineContainers{}, Unanswered: []fanout.Answer{}}
 	byEngine := map[string]*EngineContainers{}
-	for _, ans := range a.fanout.Await(ctx, sent, answerWait) {
+	for _, ans := range a.fanout.Await(ctx, sent, wait) {
 		var inv tasks.Inventory
 		if ans.Error != "" || json.Unmarshal(ans.Result, &inv) != nil {
 			out.Unanswered = append(out.Unanswered, ans)
@@ -67,7 +78,7 @@ func (a *API) containerStats(c echo.Context) error {
 	sort.Slice(out.Engines, func(i, j int) bool { return out.Engines[i].EngineID < out.Engines[j].EngineID })
 	byNetwork, err := a.jobs.Outcomes(ctx)
 	if err != nil {
-		return err
+		return out, err
 	}
 	out.Deployments = map[string]map[jobs.Status]int64{}
 	for name, counts := range byNetwork {
@@ -82,7 +93,7 @@ func (a *API) containerStats(c echo.Context) error {
 			out.Deployments[typ][status] += n
 		}
 	}
-	return c.JSON(http.StatusOK, out)
+	return out, nil
 }
 
 // ContainerCleanup answers POST /containers/cleanup.

@@ -117,6 +117,17 @@ const (
 	// Sent to every worker: each reports and cleans what it holds.
 	TypeContainerStats   = "containers:stats"
 	TypeContainerCleanup = "containers:cleanup"
+	TypePoolSweep        = "containers:sweep"
+	// A scheduled run, on the shared maintenance queue: its worker sends the
+	// maintenance of its Kind to every engine or worker.
+	TypeMaintenanceRun = "maintenance:run"
+)
+
+// Kinds of scheduled maintenance.
+const (
+	MaintenanceImageExpiry   = "image-expiry"
+	MaintenanceCompileExpiry = "compile-expiry"
+	MaintenancePoolSweep     = "pool-sweep"
 )
 
 // MaintenanceVersion is the version of the Maintenance payload.
@@ -125,6 +136,8 @@ const MaintenanceVersion = 1
 // Maintenance is the payload of a maintenance task.
 type Maintenance struct {
 	Version int `json:"version"`
+	// Kind is the maintenance a scheduled run stands for.
+	Kind string `json:"kind,omitempty"`
 	// MaxAge overrides the worker's configured age limit when not zero.
 	MaxAgeSeconds int64     `json:"max_age_seconds,omitempty"`
 	RequestedAt   time.Time `json:"requested_at"`

@@ -61,5 +61,30 @@ func (w *Worker) adminMux() *asynq.ServeMux {
 	handle(tasks.TypeContainerCleanup, "container cleanup", slog.LevelInfo, func(ctx context.Context, _ tasks.Maintenance) (any, error) {
 		return w.pool.Cleanup(ctx), nil
 	})
+	handle(tasks.TypePoolSweep, "pool sweep", slog.LevelInfo, func(ctx context.Context, _ tasks.Maintenance) (any, error) {
+		return w.pool.Sweep(ctx), nil
+	})
+	handle(tasks.TypeMaintenanceRun, "scheduled maintenance", slog.LevelInfo, w.runMaintenance)
 	return mux
+}
+
+// runMaintenance sends a scheduled run's work to every engine (images live per
+// engine) or every worker (artifact stores and pools are each worker's).
+func (w *Worker) runMaintenance(ctx context.Context, p tasks.Maintenance) (any, error) {
+	send, typ := w.fanout.SendAll, ""
+	switch p.Kind {
+	case tasks.MaintenanceImageExpiry:
+		send, typ = w.fanout.Send, tasks.TypeImageExpire
+	case tasks.MaintenanceCompileExpiry:
+		typ = tasks.TypeCompileExpire
+	case tasks.MaintenancePoolSweep:
+		typ = tasks.TypePoolSweep
+	default:
+		return nil, fmt.Errorf("unknown maintenance %q: %w", p.Kind, asynq.SkipRetry)
+	}
+	task, err := tasks.NewMaintenance(typ, tasks.Maintenance{RequestedAt: p.RequestedAt})
+	if err != nil {
+		return nil, err
+	}
+	return send(ctx, task, 10*time.Minute)
 }

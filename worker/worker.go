@@ -18,6 +18,7 @@ import (
 	"github.com/deployer-dev/deployer/chains"
 	"github.com/deployer-dev/deployer/deployment"
 	"github.com/deployer-dev/deployer/engine"
+	"github.com/deployer-dev/deployer/fanout"
 	"github.com/deployer-dev/deployer/jobs"
 	"github.com/deployer-dev/deployer/networks"
 	"github.com/deployer-dev/deployer/pool"
@@ -69,6 +70,10 @@ type Worker struct {
 	networks networks.Set
 	redact   *redact.Redactor
 	log      *slog.Logger
+	// Scheduled runs are sent on to every engine or worker.
+	client    *asynq.Client
+	inspector *asynq.Inspector
+	fanout    *fanout.Fanout
 
 	stopping atomic.Bool
 	inflight sync.WaitGroup
@@ -80,9 +85,12 @@ type Worker struct {
 func New(cfg Config, redisOpt asynq.RedisConnOpt, ns tasks.Namespace, d Deps, log *slog.Logger) *Worker {
 	w := &Worker{cfg: cfg, ns: ns, eng: d.Engine, jobs: d.Jobs, registry: d.Registry, deployer: d.Deployer,
 		images: d.Images, pool: d.Pool, store: d.Artifacts, chains: d.Chains, networks: d.Networks, redact: d.Redact, log: log.With("worker_id", cfg.ID)}
+	w.client, w.inspector = asynq.NewClient(redisOpt), asynq.NewInspector(redisOpt)
+	w.fanout = fanout.New(w.client, w.inspector, d.Registry)
 	w.admin = asynq.NewServer(redisOpt, asynq.Config{
+		// Maintenance runs one at a time, beside the deployments, never in their slots.
 		Concurrency:       1,
-		Queues:            map[string]int{ns.WorkerQueue(cfg.ID): 1},
+		Queues:            map[string]int{ns.WorkerQueue(cfg.ID): 2, ns.MaintenanceQueue(): 1},
 		TaskCheckInterval: 100 * time.Millisecond,
 		Logger:            tasks.Logger(log.With("component", "asynq")),
 		LogLevel:          asynq.WarnLevel,
@@ -158,6 +166,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = w.registry.Remove(rctx, w.cfg.ID)
+	w.client.Close()
+	w.inspector.Close()
 	w.log.Info("worker stopped")
 	return nil
 }

@@ -102,14 +102,22 @@ func runRoles(ctx context.Context, cfg config.Config, log *slog.Logger, roles ro
 		if err != nil {
 			return fmt.Errorf("HTTP_ADDR: %w", err)
 		}
-		a := producer.New(producer.Config{
+		a, err := producer.New(producer.Config{
 			ProjectsRoot:    cfg.ProjectsRoot,
 			MaxProjectBytes: cfg.MaxProjectBytes,
 			ProjectTTL:      projectTTL,
 			Limits:          projects.DefaultLimits,
-			JobTimeout:      cfg.JobTimeout.D(),
-			JobRetention:    cfg.JobRetention.D(),
-			JobMaxRetry:     cfg.JobMaxRetry,
+			Access: producer.Access{
+				APIToken:       cfg.APIToken,
+				AdminToken:     cfg.AdminToken,
+				RateLimit:      cfg.RateLimit,
+				RateLimitBurst: cfg.RateLimitBurst,
+				TrustedProxies: cfg.TrustedProxies,
+			},
+			MonitoringReadOnly: cfg.MonitoringReadOnly,
+			JobTimeout:         cfg.JobTimeout.D(),
+			JobRetention:       cfg.JobRetention.D(),
+			JobMaxRetry:        cfg.JobMaxRetry,
 
 			ImageCacheEnabled: cfg.ImageCacheEnabled,
 			ImageCacheMaxAge:  cfg.ImageCacheMaxAge.D(),
@@ -117,13 +125,22 @@ func runRoles(ctx context.Context, cfg config.Config, log *slog.Logger, roles ro
 			FoundryCacheEnabled: cfg.FoundryCacheEnabled,
 			FoundryCacheTTL:     cfg.FoundryCacheTTL.D(),
 		}, rdb, redisOpt, ns, nets, log.With("component", "api"))
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("api: %w", err)
+		}
 		defer a.Close()
 		run("api", func(ctx context.Context) error { return a.Serve(ctx, ln) })
 	}
 	if roles&roleScheduler != 0 {
-		run("scheduler", func(ctx context.Context) error {
-			return scheduler.Run(ctx, redisOpt, nil, log.With("component", "scheduler"))
-		})
+		client := asynq.NewClient(redisOpt)
+		defer client.Close()
+		s := scheduler.New(client, ns, []scheduler.Entry{
+			{Kind: tasks.MaintenanceImageExpiry, Spec: cfg.ScheduleImageExpiry},
+			{Kind: tasks.MaintenanceCompileExpiry, Spec: cfg.ScheduleCompileExpiry},
+			{Kind: tasks.MaintenancePoolSweep, Spec: cfg.SchedulePoolSweep},
+		}, log.With("component", "scheduler"))
+		run("scheduler", s.Run)
 	}
 	wg.Wait()
 	close(errs)

@@ -1,0 +1,129 @@
+package producer
+
+import (
+	"crypto/subtle"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"golang.org/x/time/rate"
+)
+
+// Access is who may call what.
+type Access struct {
+	// APIToken opens the deployment routes; AdminToken opens every route. With no
+	// AdminToken every route is open (a development set-up).
+	APIToken   string
+	AdminToken string
+	// RateLimit is deployments per minute per client (0: no limit), with bursts of
+	// RateLimitBurst.
+	RateLimit      float64
+	RateLimitBurst int
+	// TrustedProxies are the CIDR ranges whose X-Forwarded-For names the client.
+	TrustedProxies []string
+}
+
+// tokenOf reads a Bearer token, or the password of basic auth (a browser's way).
+func tokenOf(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if t, ok := strings.CutPrefix(h, "Bearer "); ok {
+		return strings.TrimSpace(t)
+	}
+	if _, pass, ok := r.BasicAuth(); ok {
+		return pass
+	}
+	return ""
+}
+
+func equal(a, b string) bool {
+	return b != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
+
+// require admits a request carrying one of the tokens, and answers 401 with no
+// hint otherwise. No tokens configured admits everyone.
+func require(browser bool, tokens ...string) echo.MiddlewareFunc {
+	var set []string
+	for _, t := range tokens {
+		if t != "" {
+			set = append(set, t)
+		}
+	}
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if len(set) == 0 {
+				return next(c)
+			}
+			got := tokenOf(c.Request())
+			for _, t := range set {
+				if equal(got, t) {
+					return next(c)
+				}
+			}
+			if browser {
+				// Lets a browser ask for the token (as a password).
+				c.Response().Header().Set("WWW-Authenticate", `Basic realm="deployer"`)
+			}
+			return apiError(http.StatusUnauthorized, "unauthorized")
+		}
+	}
+}
+
+// ipExtractor takes the client's address from the connection, or from
+// X-Forwarded-For when the connection comes from a trusted proxy.
+func ipExtractor(trusted []string) (echo.IPExtractor, error) {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect(), nil
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, cidr := range trusted {
+		_, n, err := net.ParseCIDR(strings.TrimSpace(cidr))
+		if err != nil {
+			return nil, fmt.Errorf("trusted proxy %q: %w", cidr, err)
+		}
+		opts = append(opts, echo.TrustIPRange(n))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...), nil
+}
+
+// rateLimit bounds deployments per client. Past the burst it answers 429 with the
+// seconds until the next one is allowed.
+func rateLimit(perMinute float64, burst int) echo.MiddlewareFunc {
+	if perMinute <= 0 {
+		return func(next echo.HandlerFunc) echo.HandlerFunc { return next }
+	}
+	perSecond := perMinute / 60
+	retryAfter := fmt.Sprint(int(math.Ceil(1 / perSecond)))
+	store := middleware.NewRateLimiterMemoryStoreWithConfig(middleware.RateLimiterMemoryStoreConfig{
+		Rate: rate.Limit(perSecond), Burst: burst, ExpiresIn: 10 * time.Minute,
+	})
+	return middleware.RateLimiterWithConfig(middleware.RateLimiterConfig{
+		Store:               store,
+		IdentifierExtractor: func(c echo.Context) (string, error) { return c.RealIP(), nil },
+		DenyHandler: func(c echo.Context, _ string, _ error) error {
+			c.Response().Header().Set("Retry-After", retryAfter)
+			return apiError(http.StatusTooManyRequests, "too many deployments from this client: at most %g a minute, in bursts of %d", perMinute, burst)
+		},
+		ErrorHandler: func(c echo.Context, err error) error {
+			return apiError(http.StatusForbidden, "cannot tell who the client is")
+		},
+	})
+}
+
+// securityHeaders are set on every answer; pages get a content security policy that
+// loads nothing from elsewhere.
+func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		h.Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'")
+		return next(c)
+	}
+}
