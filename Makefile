@@ -5,7 +5,7 @@ GO      ?= go
 BIN     := bin/deployer
 GOFILES := $(shell find . -name '*.go' -not -path './.toolchain/*')
 
-.PHONY: all setup build demo test lint unit e2e bench bench-cache bench-pool bench-compile clean
+.PHONY: all setup build image demo test lint unit e2e bench bench-cache bench-pool bench-compile clean
 
 all: build
 
@@ -14,9 +14,15 @@ setup:
 
 build: $(BIN)
 
-$(BIN): $(GOFILES) go.mod go.sum $(shell find runner -type f)
-	$(GO) build -o $(BIN) ./cmd/deployer
+# Static, so that it runs in the service image as well as on the host.
+$(BIN): $(GOFILES) go.mod go.sum $(shell find runner dashboard -type f)
+	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/deployer
 
+# The services' image, for docker-compose.yml.
+image: setup build
+	docker build -t deployer:latest .
+
+# DEMO_KEEP=1 keeps the service running afterwards, for the dashboard.
 demo: setup build
 	$(GO) run ./cmd/demo -bin $(BIN)
 

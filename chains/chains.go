@@ -48,13 +48,15 @@ type Supervisor struct {
 	locks      Locker
 	ns         tasks.Namespace
 	publicHost string
+	viaNetwork bool
 	log        *slog.Logger
 }
 
 // NewSupervisor returns the supervisor of an engine's chains. publicHost is how
-// users reach the engine's host.
-func NewSupervisor(eng *engine.Engine, images ImageResolver, locks Locker, ns tasks.Namespace, publicHost string, log *slog.Logger) *Supervisor {
-	return &Supervisor{eng: eng, images: images, locks: locks, ns: ns, publicHost: publicHost, log: log}
+// users reach the engine's host. viaNetwork says this worker reaches chains over the
+// Docker network (it runs in a container on it), not through the host's 127.0.0.1.
+func NewSupervisor(eng *engine.Engine, images ImageResolver, locks Locker, ns tasks.Namespace, publicHost string, viaNetwork bool, log *slog.Logger) *Supervisor {
+	return &Supervisor{eng: eng, images: images, locks: locks, ns: ns, publicHost: publicHost, viaNetwork: viaNetwork, log: log}
 }
 
 // Chain is a running, answering chain.
@@ -173,11 +175,15 @@ func (s *Supervisor) healthy(ctx context.Context, n networks.Network, wait time.
 
 func (s *Supervisor) chainOf(n networks.Network, c engine.Container) *Chain {
 	port := c.HostPorts[rpcPort]
+	worker := "http://127.0.0.1:" + strconv.Itoa(port)
+	if s.viaNetwork {
+		worker = "http://" + s.containerName(n) + ":" + strconv.Itoa(rpcPort)
+	}
 	return &Chain{
 		Network:     n,
 		ContainerID: c.ID,
 		IPCVolume:   s.volumeName(n),
-		WorkerRPC:   "http://127.0.0.1:" + strconv.Itoa(port),
+		WorkerRPC:   worker,
 		PublicRPC:   "http://" + s.publicHost + ":" + strconv.Itoa(port),
 		StartedAt:   c.StartedAt,
 	}

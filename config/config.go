@@ -22,7 +22,10 @@ type Config struct {
 	// RedisURL is the shared Redis. Empty: `all` starts an embedded one.
 	RedisURL string `envconfig:"REDIS_URL"`
 
-	HTTPAddr        string `envconfig:"HTTP_ADDR" default:":5001"`
+	HTTPAddr string `envconfig:"HTTP_ADDR" default:":5001"`
+	// ChainRPCVia is how workers reach the chains: "host" (the port published on
+	// 127.0.0.1) or "network" (the Docker network, for a worker in a container).
+	ChainRPCVia     string `envconfig:"CHAIN_RPC_VIA" default:"host"`
 	PublicHost      string `envconfig:"PUBLIC_HOST" default:"127.0.0.1"`
 	ProjectsRoot    string `envconfig:"PROJECTS_ROOT"`
 	MaxProjectBytes int64  `envconfig:"MAX_PROJECT_BYTES" default:"20971520"`
@@ -119,6 +122,9 @@ func (c Config) validate() error {
 	}
 	if c.JobTimeout.D() <= 0 {
 		return fmt.Errorf("JOB_TIMEOUT must be positive")
+	}
+	if c.ChainRPCVia != "host" && c.ChainRPCVia != "network" {
+		return fmt.Errorf("CHAIN_RPC_VIA %q: use host or network", c.ChainRPCVia)
 	}
 	if c.RateLimit < 0 || c.RateLimitBurst < 1 {
 		return fmt.Errorf("RATE_LIMIT must not be negative and RATE_LIMIT_BURST must be positive")

@@ -221,6 +221,8 @@ func startStack(opts stackOpts) (*stack, error) {
 		"WORKER_CONCURRENCY=3",
 		"LOG_LEVEL=debug",
 		"FOUNDRY_CACHE_DIR="+s.foundryCacheDir(),
+		// The tests send many deployments from one address; the limit has its own test.
+		"RATE_LIMIT=0",
 	)
 	s.cmd.Env = append(s.cmd.Env, opts.env...)
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs

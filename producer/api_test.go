@@ -48,6 +48,11 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	return newFixtureWith(t, Access{})
+}
+
+func newFixtureWith(t *testing.T, acc Access) *fixture {
+	t.Helper()
 	mr := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	t.Cleanup(func() { rdb.Close() })
@@ -67,6 +72,7 @@ func newFixture(t *testing.T) *fixture {
 		JobTimeout:      time.Minute,
 		JobRetention:    24 * time.Hour,
 		JobMaxRetry:     2,
+		Access:          acc,
 	}, rdb, opt, ns, nets, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -66,7 +66,8 @@ func (a *API) view(ctx context.Context, j jobs.Job) api.Job {
 	if (v.Status == jobs.Failed || v.Status == jobs.Canceled) && errMsg != "" {
 		v.Error = &errMsg
 	}
-	if v.Status != jobs.Queued || j.Attempts > 0 {
+	// Timings and cache use are recorded when a job ends; before, they are unknown.
+	if j.Status.Final() {
 		v.Timings, v.Cache = &j.Timings, &j.Cache
 	}
 	if !j.StartedAt.IsZero() {

@@ -32,16 +32,17 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:5001", "where the demo's API listens")
 	project := flag.String("project", "examples/counter", "the project to deploy")
 	logFile := flag.String("log", "artifacts/demo-deployer.log", "where the deployer's log goes")
+	keep := flag.Bool("keep", os.Getenv("DEMO_KEEP") != "", "keep the service running for the dashboard until interrupted")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *bin, *addr, *project, *logFile); err != nil {
+	if err := run(ctx, *bin, *addr, *project, *logFile, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, bin, addr, project, logFile string) error {
+func run(ctx context.Context, bin, addr, project, logFile string, keep bool) error {
 	if ln, err := net.Listen("tcp", addr); err != nil {
 		return fmt.Errorf("%s is taken (is a deployer already running?): %w", addr, err)
 	} else {
@@ -115,6 +116,16 @@ func run(ctx context.Context, bin, addr, project, logFile string) error {
 		}
 	}
 	fmt.Printf("\nverified with eth_getCode over %s: code is at every returned address\n", results[0].Result.RPCURL)
+	auth := ""
+	if os.Getenv("ADMIN_TOKEN") != "" {
+		auth = " (user name: anything, password: your ADMIN_TOKEN)"
+	}
+	if keep {
+		fmt.Printf("\ndashboard: %s/%s\nqueues:    %s/monitoring\nthe service keeps running; press Ctrl-C to stop it\n", base, auth, base)
+		<-ctx.Done()
+		return nil
+	}
+	fmt.Printf("\nto look at the dashboard, run `make demo DEMO_KEEP=1` (or `bin/deployer all`) and open %s/%s; the queues are at %s/monitoring\n", base, auth, base)
 	return nil
 }
 

@@ -179,7 +179,7 @@ func newWorker(ctx context.Context, cfg config.Config, rdb *redis.Client, redisO
 		MaxJobsPerContainer: cfg.PoolMaxJobsPerCtr,
 		WorkerID:            id,
 	}, log)
-	sup := chains.NewSupervisor(eng, images, locks, ns, cfg.PublicHost, log)
+	sup := chains.NewSupervisor(eng, images, locks, ns, cfg.PublicHost, cfg.ChainRPCVia == "network", log)
 	store, err := artifacts.Open(cfg.FoundryCacheDir, cache.NewCompilations(rdb, ns), cfg.FoundryCacheTTL.D(), cfg.FoundryCacheEnabled, log)
 	if err != nil {
 		eng.Close()
