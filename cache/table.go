@@ -23,7 +23,7 @@ type table struct {
 	kind string
 }
 
-func (t table) ownersKey() string             { return t.ns.Key(t.kind, "owners") }
+func (t table) ownersKey() string              { return t.ns.Key(t.kind, "owners") }
 func (t table) entriesKey(owner string) string { return t.ns.Key(t.kind, owner, "entries") }
 func (t table) usedKey(owner string) string    { return t.ns.Key(t.kind, owner, "last-used") }
 func (t table) statsKey(owner string) string   { return t.ns.Key(t.kind, owner, "stats") }
