@@ -55,4 +55,4 @@ bench-compile: setup
 	$(GO) test -run '^$$' -bench WarmDeployment -benchtime 10x ./e2e/
 
 clean:
-	rm -rf bin artifacts
+	rm -rf bin test-output

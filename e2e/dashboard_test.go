@@ -55,7 +55,7 @@ func TestDashboardInBrowser(t *testing.T) {
 			t.Errorf("the dashboard lacks %s", hook)
 		}
 	}
-	dir := filepath.Join(testenv.RepoRoot(), "artifacts")
+	dir := filepath.Join(testenv.RepoRoot(), "test-output")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}

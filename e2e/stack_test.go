@@ -161,7 +161,7 @@ func watchLogs(t *testing.T, s *stack) {
 			return
 		}
 		out := s.logs.String()
-		dir := filepath.Join(testenv.RepoRoot(), "artifacts")
+		dir := filepath.Join(testenv.RepoRoot(), "test-output")
 		file := filepath.Join(dir, fmt.Sprintf("e2e-%s-%s-%d.log", t.Name(), s.instance, s.cmd.Process.Pid))
 		if os.MkdirAll(dir, 0o755) == nil && os.WriteFile(file, []byte(out), 0o644) == nil {
 			t.Logf("deployer log: %s", file)

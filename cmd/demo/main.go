@@ -31,7 +31,7 @@ func main() {
 	bin := flag.String("bin", "bin/deployer", "the deployer binary")
 	addr := flag.String("addr", "127.0.0.1:5001", "where the demo's API listens")
 	project := flag.String("project", "examples/counter", "the project to deploy")
-	logFile := flag.String("log", "artifacts/demo-deployer.log", "where the deployer's log goes")
+	logFile := flag.String("log", "test-output/demo-deployer.log", "where the deployer's log goes")
 	keep := flag.Bool("keep", os.Getenv("DEMO_KEEP") != "", "keep the service running for the dashboard until interrupted")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
