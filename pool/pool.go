@@ -40,6 +40,10 @@ type Config struct {
 	WorkerID            string
 }
 
+// resetWait bounds how long a lease waits for a container of its key to finish its
+// reset before making a new one.
+const resetWait = 2 * time.Second
+
 // LabelPoolKey is the label holding a pooled container's pool key.
 const LabelPoolKey = "io.deployer.pool-key"
 
@@ -71,6 +75,8 @@ type Pool struct {
 	idle  map[string][]*member
 	busy  map[string]*member
 	total int
+	// resetting counts, per key, containers on their way back to idle.
+	resetting map[string]int
 	// freed wakes leases waiting for room.
 	freed chan struct{}
 
@@ -87,7 +93,8 @@ func New(eng *engine.Engine, rdb redis.UniversalClient, ns tasks.Namespace, cfg 
 		cfg.MaxContainers = 1
 	}
 	return &Pool{eng: eng, rdb: rdb, ns: ns, cfg: cfg, log: log.With("component", "pool"),
-		idle: map[string][]*member{}, busy: map[string]*member{}, freed: make(chan struct{}, 1), orphanAfter: leaseTTL}
+		idle: map[string][]*member{}, busy: map[string]*member{}, resetting: map[string]int{},
+		freed: make(chan struct{}, 1), orphanAfter: leaseTTL}
 }
 
 // Key is the pool key of a container spec: a hash of everything that makes two
@@ -143,6 +150,9 @@ var ErrClosed = errors.New("pool closed")
 // or waits for one to be freed.
 func (p *Pool) Lease(ctx context.Context, spec engine.ContainerSpec, job string) (*Lease, error) {
 	key := Key(spec)
+	// A container of the key being reset is back in about a tenth of a second;
+	// a new one takes several times that. Wait for it, a little.
+	waitReset := time.Now().Add(resetWait)
 	for {
 		p.mu.Lock()
 		if list := p.idle[key]; p.cfg.Enabled && len(list) > 0 {
@@ -158,6 +168,16 @@ func (p *Pool) Lease(ctx context.Context, spec engine.ContainerSpec, job string)
 			p.hits.Add(1)
 			p.setLease(ctx, m, "busy", job)
 			return &Lease{p: p, m: m, ID: m.id, Reused: true}, nil
+		}
+		if p.cfg.Enabled && p.resetting[key] > 0 && time.Now().Before(waitReset) {
+			p.mu.Unlock()
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-p.freed:
+			case <-time.After(20 * time.Millisecond):
+			}
+			continue
 		}
 		if p.total < p.cfg.MaxContainers {
 			p.total++
@@ -273,6 +293,9 @@ func (l *Lease) Release(ok bool) {
 			p.destroy(m, "ran its share of jobs")
 		default:
 			p.resets.Add(1)
+			p.mu.Lock()
+			p.resetting[m.key]++
+			p.mu.Unlock()
 			go func() {
 				defer p.resets.Done()
 				p.giveBack(m)
@@ -285,6 +308,12 @@ func (l *Lease) Release(ok bool) {
 func (p *Pool) giveBack(m *member) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	defer func() {
+		p.mu.Lock()
+		p.resetting[m.key]--
+		p.mu.Unlock()
+		p.signal()
+	}()
 	if err := p.reset(ctx, m); err != nil {
 		p.destroy(m, "reset failed: "+err.Error())
 		return

@@ -367,3 +367,25 @@ func TestCleanupLeavesRunningJobsAlone(t *testing.T) {
 	}
 	running.Release(false)
 }
+
+// A job that follows another at once waits for the container's reset rather than
+// paying for a new container.
+func TestBackToBackJobsShareTheContainer(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	p := r.pool("w1", true)
+	ctx := context.Background()
+	first, err := p.Lease(ctx, r.spec(), "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Release(true)
+	second, err := p.Lease(ctx, r.spec(), "2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !second.Reused || second.ID != first.ID {
+		t.Errorf("the next job got %s (reused %t), not the container being reset %s", second.ID[:12], second.Reused, first.ID[:12])
+	}
+	second.Release(false)
+}
