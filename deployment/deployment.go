@@ -183,6 +183,7 @@ func (d *Deployer) run(ctx context.Context, p tasks.Deploy, rep Reporter, log *s
 		return err
 	}
 	defer box.release(ctx)
+	defer func() { r.Timings.Forge = box.forge.Milliseconds() }()
 	r.Cache.ContainerReused = box.lease.Reused
 	rep.Container(box.lease.ID, box.lease.Reused)
 	if err := box.copyProject(ctx, dir, conf.TOML, d.cfg.Limits, cached); err != nil {
@@ -229,7 +230,6 @@ func (d *Deployer) run(ctx context.Context, p tasks.Deploy, rep Reporter, log *s
 		contracts = []jobs.Contract{}
 	}
 	unlock()
-	r.Timings.Forge = box.forge.Milliseconds()
 	r.Result = &jobs.Result{ChainID: net.ChainID, RPCURL: chain.PublicRPC, Contracts: contracts}
 	return nil
 }
