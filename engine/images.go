@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 	"time"
 
@@ -49,6 +50,9 @@ type BuildSpec struct {
 	Labels    map[string]string
 }
 
+// stepRE finds the image a build step made (" ---> 1a2b3c4d5e6f").
+var stepRE = regexp.MustCompile(`^ ---> ([0-9a-f]{12})$`)
+
 // buildTail is how many lines of build output a failure quotes.
 const buildTail = 15
 
@@ -75,8 +79,26 @@ func (e *Engine) Build(ctx context.Context, spec BuildSpec) (string, error) {
 		return "", e.wrap(err, "build image")
 	}
 	defer resp.Body.Close()
-	var tail []string
+	var tail, steps []string
 	var id string
+	// A failed build leaves the images of the steps that succeeded, untagged and
+	// carrying the base image's labels: they are this build's, and go with it.
+	defer func() {
+		if id != "" {
+			return
+		}
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		// The first step's image is the FROM image (our base): never removed, nor is
+		// any image with a tag.
+		for i := len(steps) - 1; i >= 1; i-- {
+			img, err := e.cli.ImageInspect(rctx, steps[i])
+			if err != nil || len(img.RepoTags) > 0 {
+				continue
+			}
+			_, _ = e.cli.ImageRemove(rctx, img.ID, image.RemoveOptions{PruneChildren: true})
+		}
+	}()
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	for sc.Scan() {
@@ -96,6 +118,9 @@ func (e *Engine) Build(ctx context.Context, spec BuildSpec) (string, error) {
 		for _, line := range strings.Split(strings.TrimRight(msg.Stream, "\n"), "\n") {
 			if strings.TrimSpace(line) != "" {
 				tail = append(tail, line)
+			}
+			if m := stepRE.FindStringSubmatch(line); m != nil {
+				steps = append(steps, m[1])
 			}
 		}
 		if len(tail) > buildTail {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -372,6 +373,24 @@ func TestFailedBuildIsRetried(t *testing.T) {
 	_, err = res.Resolve(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "forge is broken") {
 		t.Fatalf("failed build: %v, want the build's output", err)
+	}
+	// The steps that succeeded made images; the failed build took them away.
+	steps := regexp.MustCompile(`---> ([0-9a-f]{12})`).FindAllStringSubmatch(err.Error(), -1)
+	if len(steps) == 0 {
+		t.Fatalf("the build's output names no step image:\n%v", err)
+	}
+	base, _ := r.eng.InspectImage(context.Background(), testenv.BaseImage)
+	for _, m := range steps {
+		_, ierr := r.eng.InspectImage(context.Background(), m[1])
+		if strings.HasPrefix(strings.TrimPrefix(base.ID, "sha256:"), m[1]) {
+			if ierr != nil {
+				t.Errorf("the failed build removed the base image: %v", ierr)
+			}
+			continue
+		}
+		if !errors.Is(ierr, engine.ErrNotFound) {
+			t.Errorf("the failed build left image %s (%v)", m[1], ierr)
+		}
 	}
 	write("bin/forge", "#!/bin/sh\necho forge 0\n", 0o755)
 	def, err = NewFoundry(dir, testenv.BaseImage)
