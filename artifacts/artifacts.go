@@ -101,9 +101,6 @@ func (s *Store) ID() string { return s.id }
 // Enabled says whether jobs use the store.
 func (s *Store) Enabled() bool { return s.enabled }
 
-// TTL is how long an entry lives after its last use.
-func (s *Store) TTL() time.Duration { return s.ttl }
-
 var keyRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 func (s *Store) file(key string) string { return filepath.Join(s.dir, key+".tgz") }

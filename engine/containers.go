@@ -208,18 +208,3 @@ func (e *Engine) RemoveContainer(ctx context.Context, ref string) error {
 	}
 	return nil
 }
-
-// KillContainer stops a container at once (the job is over: canceled or timed out).
-func (e *Engine) KillContainer(ctx context.Context, ref string) error {
-	err := e.cli.ContainerKill(ctx, ref, "KILL")
-	if err != nil && !isNotFound(e.wrap(err, "")) {
-		return e.wrap(err, "kill container "+ref)
-	}
-	return nil
-}
-
-// RestartContainer restarts a container (a chain that stopped answering).
-func (e *Engine) RestartContainer(ctx context.Context, ref string) error {
-	timeout := 2
-	return e.wrap(e.cli.ContainerRestart(ctx, ref, container.StopOptions{Timeout: &timeout}), "restart container "+ref)
-}

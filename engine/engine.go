@@ -19,7 +19,6 @@ const (
 	LabelRole      = "io.deployer.role"
 	LabelWorker    = "io.deployer.worker"
 	LabelNetwork   = "io.deployer.network"
-	LabelJob       = "io.deployer.job"
 	LabelImageKey  = "io.deployer.image-key"
 	LabelFramework = "io.deployer.framework"
 
@@ -28,6 +27,7 @@ const (
 
 // Roles of the resources we create.
 const (
+	// RoleBase is the base image scripts/setup.sh makes; nothing here removes it.
 	RoleBase        = "base"
 	RoleRunnerImage = "runner-image"
 	RoleChain       = "chain"

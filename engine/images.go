@@ -167,11 +167,6 @@ func (e *Engine) Untag(ctx context.Context, tag string) error {
 	return e.wrap(err, "untag "+tag)
 }
 
-// Tag adds a tag to an image.
-func (e *Engine) Tag(ctx context.Context, id, tag string) error {
-	return e.wrap(e.cli.ImageTag(ctx, id, tag), "tag image")
-}
-
 // ListImages lists this installation's images of the role.
 func (e *Engine) ListImages(ctx context.Context, role string) ([]Image, error) {
 	f := filters.NewArgs(

@@ -57,12 +57,6 @@ type Resolved struct {
 // ErrBaseMissing says the base image set-up makes is not on the engine.
 var ErrBaseMissing = errors.New("base image missing")
 
-// Enabled says whether resolutions reuse images.
-func (r *Resolver) Enabled() bool { return r.enabled }
-
-// Framework is the framework of the resolver's definition.
-func (r *Resolver) Framework() string { return r.def.Framework }
-
 // target computes the current key and tag.
 func (r *Resolver) target(ctx context.Context) (key, tag string, err error) {
 	base, err := r.eng.InspectImage(ctx, r.def.BaseImage)
