@@ -264,7 +264,14 @@ func (p *Pool) create(ctx context.Context, spec engine.ContainerSpec, key, job s
 	p.mu.Unlock()
 	p.setLease(ctx, m, "busy", job)
 	if m.mainPID, err = p.mainPID(ctx, m); err != nil {
-		p.destroy(m, "no idle process")
+		// Removed here, not through destroy: the caller gives back its count.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		_ = p.eng.RemoveContainer(rctx, id)
+		p.dropLease(rctx, id)
+		p.mu.Lock()
+		delete(p.busy, id)
+		p.mu.Unlock()
 		return nil, err
 	}
 	return m, nil
