@@ -92,15 +92,13 @@ func (k *keeper) renew() {
 	p := k.p
 	ctx, cancel := context.WithTimeout(context.Background(), renewEvery)
 	defer cancel()
-	p.mu.Lock()
 	values := map[string]string{}
+	p.mu.Lock()
 	for id, m := range p.busy {
 		values[id] = m.lease
 	}
-	for _, list := range p.idle {
-		for _, m := range list {
-			values[m.id] = m.lease
-		}
+	for _, m := range p.idleLocked() {
+		values[m.id] = m.lease
 	}
 	p.mu.Unlock()
 	// Written whole, not just extended: a lease lost in a Redis outage comes back.
@@ -138,19 +136,33 @@ func (p *Pool) Sweep(ctx context.Context) tasks.CleanupReport {
 
 // expireIdle removes idle containers unused for the idle timeout.
 func (p *Pool) expireIdle(now time.Time) []string {
-	var old []*member
-	p.mu.Lock()
+	return p.destroyIdle("idle too long", func(m *member) bool {
+		return p.cfg.IdleTimeout > 0 && now.Sub(m.lastUsed) > p.cfg.IdleTimeout
+	})
+}
+
+// idleLocked lists the idle containers; p.mu is held.
+func (p *Pool) idleLocked() []*member {
+	var all []*member
 	for _, list := range p.idle {
-		for _, m := range list {
-			if p.cfg.IdleTimeout > 0 && now.Sub(m.lastUsed) > p.cfg.IdleTimeout {
-				old = append(old, m)
-			}
+		all = append(all, list...)
+	}
+	return all
+}
+
+// destroyIdle removes the idle containers that match and returns their names.
+func (p *Pool) destroyIdle(why string, match func(*member) bool) []string {
+	p.mu.Lock()
+	var doomed []*member
+	for _, m := range p.idleLocked() {
+		if match(m) {
+			doomed = append(doomed, m)
 		}
 	}
 	p.mu.Unlock()
 	names := []string{}
-	for _, m := range old {
-		p.destroy(m, "idle too long")
+	for _, m := range doomed {
+		p.destroy(m, why)
 		names = append(names, m.name)
 	}
 	return names
@@ -163,11 +175,9 @@ func (p *Pool) mine(id string) bool {
 	if _, ok := p.busy[id]; ok {
 		return true
 	}
-	for _, list := range p.idle {
-		for _, m := range list {
-			if m.id == id {
-				return true
-			}
+	for _, m := range p.idleLocked() {
+		if m.id == id {
+			return true
 		}
 	}
 	return false

@@ -166,7 +166,7 @@ func (p *Pool) Lease(ctx context.Context, spec engine.ContainerSpec, job string)
 				continue
 			}
 			p.hits.Add(1)
-			p.setLease(ctx, m, "busy", job)
+			p.setLease(ctx, m, leaseBusy, job)
 			return &Lease{p: p, m: m, ID: m.id, Reused: true}, nil
 		}
 		if p.cfg.Enabled && p.resetting[key] > 0 && time.Now().Before(waitReset) {
@@ -262,7 +262,7 @@ func (p *Pool) create(ctx context.Context, spec engine.ContainerSpec, key, job s
 	p.mu.Lock()
 	p.busy[id] = m
 	p.mu.Unlock()
-	p.setLease(ctx, m, "busy", job)
+	p.setLease(ctx, m, leaseBusy, job)
 	if m.mainPID, err = p.mainPID(ctx, m); err != nil {
 		// Removed here, not through destroy: the caller gives back its count.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -338,7 +338,7 @@ func (p *Pool) giveBack(m *member) {
 	delete(p.busy, m.id)
 	p.idle[m.key] = append(p.idle[m.key], m)
 	p.mu.Unlock()
-	p.setLease(ctx, m, "idle", "")
+	p.setLease(ctx, m, leaseIdle, "")
 	p.signal()
 }
 

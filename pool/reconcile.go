@@ -80,32 +80,15 @@ func jobUserOf(ctx context.Context, p *Pool, id string) string {
 // release.
 func (p *Pool) Drain() {
 	p.resets.Wait()
-	p.mu.Lock()
-	var all []*member
-	for _, list := range p.idle {
-		all = append(all, list...)
-	}
-	p.mu.Unlock()
-	for _, m := range all {
-		p.destroy(m, "worker stopping")
-	}
+	p.destroyIdle("worker stopping", func(*member) bool { return true })
 }
 
 // Cleanup removes this worker's idle containers, the engine's exited managed
 // containers (of any role), and orphaned job containers. Running jobs and running
 // chains are not touched.
 func (p *Pool) Cleanup(ctx context.Context) tasks.CleanupReport {
-	rep := tasks.CleanupReport{WorkerID: p.cfg.WorkerID, EngineID: p.eng.ID(), Idle: []string{}, Exited: []string{}, Orphans: []string{}}
-	p.mu.Lock()
-	var idle []*member
-	for _, list := range p.idle {
-		idle = append(idle, list...)
-	}
-	p.mu.Unlock()
-	for _, m := range idle {
-		p.destroy(m, "cleanup")
-		rep.Idle = append(rep.Idle, m.name)
-	}
+	rep := tasks.CleanupReport{WorkerID: p.cfg.WorkerID, EngineID: p.eng.ID(), Exited: []string{}, Orphans: []string{}}
+	rep.Idle = p.destroyIdle("cleanup", func(*member) bool { return true })
 	cs, err := p.eng.ListContainers(ctx, nil)
 	if err != nil {
 		rep.Errors = append(rep.Errors, err.Error())
