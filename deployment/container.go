@@ -23,10 +23,9 @@ import (
 // mounted read-only), a read-only root, a non-root user, no capabilities, limits on
 // memory, CPU and processes, and a tmpfs work dir. It is leased from the pool.
 type box struct {
-	eng     *engine.Engine
-	lease   *pool.Lease
-	mem     int64
-	timeout time.Duration
+	eng   *engine.Engine
+	lease *pool.Lease
+	mem   int64
 	// broken says a command was interrupted (timeout, cancel, engine error): the
 	// container may hold anything and is not reused.
 	broken bool
@@ -64,7 +63,7 @@ func (d *Deployer) lease(ctx context.Context, p tasks.Deploy, imageID string, ch
 	if err != nil {
 		return nil, err
 	}
-	return &box{eng: d.Engine, lease: l, mem: d.cfg.Memory, timeout: d.cfg.Timeout}, nil
+	return &box{eng: d.Engine, lease: l, mem: d.cfg.Memory}, nil
 }
 
 // release gives the container back to the pool, unless the job was interrupted.
@@ -216,15 +215,13 @@ func (b *box) exec(ctx context.Context, cmd []string, stdin io.Reader, stdout, s
 
 var errKilled = errors.New("the job's command was killed")
 
-// explain turns an interrupted command into the reason a user understands.
+// explain turns a command killed for memory into the reason a user understands.
+// A command cut by its step's limit is the step's to name (see within).
 func (b *box) explain(ctx context.Context, err error) error {
 	ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if c, ierr := b.eng.InspectContainer(ictx, b.lease.ID); ierr == nil && c.OOMKilled {
 		return userErrorf("the job ran out of memory (limit %d MiB)", b.mem>>20)
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return userErrorf("the deployment timed out (limit %s)", b.timeout)
 	}
 	return err
 }

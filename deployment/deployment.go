@@ -20,6 +20,7 @@ import (
 	"github.com/deployer-dev/deployer/engine"
 	"github.com/deployer-dev/deployer/foundry"
 	"github.com/deployer-dev/deployer/jobs"
+	"github.com/deployer-dev/deployer/lock"
 	"github.com/deployer-dev/deployer/networks"
 	"github.com/deployer-dev/deployer/pool"
 	"github.com/deployer-dev/deployer/projects"
@@ -43,13 +44,15 @@ type Config struct {
 	Memory       int64
 	NanoCPUs     int64
 	Pids         int64
-	// Timeout bounds a job from start to end.
+	// Timeout is JOB_TIMEOUT: it bounds the user's steps together (the service's
+	// own have the limits in tasks).
 	Timeout time.Duration
 }
 
 // Locker serializes work across workers (one sender per chain at a time).
 type Locker interface {
-	Lock(ctx context.Context, key string) (context.Context, func(), error)
+	// LockWait waits at most wait; the returned context ends if the lock is lost.
+	LockWait(ctx context.Context, key string, wait time.Duration) (context.Context, func(), error)
 }
 
 // Deployer runs deployment jobs on one engine.
@@ -103,8 +106,6 @@ func (d *Deployer) Run(ctx context.Context, p tasks.Deploy, rep Reporter, log *s
 		r.Timings.Queue = start.Sub(p.EnqueuedAt).Milliseconds()
 	}
 	defer func() { r.Timings.Total = time.Since(start).Milliseconds() + r.Timings.Queue }()
-	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
-	defer cancel()
 	err = d.run(ctx, p, rep, log, &r)
 	return r, err
 }
@@ -124,42 +125,41 @@ func (d *Deployer) run(ctx context.Context, p tasks.Deploy, rep Reporter, log *s
 		return userErrorf("%v", err)
 	}
 
-	rep.Step("preparing project")
-	dir, cleanup, err := d.materialize(ctx, p.Project)
+	// The service's own steps have limits of their own (step); the user's share
+	// JOB_TIMEOUT (users.run), so that a cold start does not eat the user's time.
+	step := func(name string, limit time.Duration, fn func(context.Context) error) error {
+		rep.Step(name)
+		return within(ctx, name, limit, fn)
+	}
+	users := newBudget(d.cfg.Timeout)
+
+	var proj *project
+	err = step("preparing project", tasks.ProjectStepLimit, func(ctx context.Context) (err error) {
+		proj, err = d.prepare(ctx, p, rep)
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	defer cleanup()
-	listing, err := projects.ListDir(dir, d.cfg.Limits)
-	if err != nil {
-		return asUserError(err)
-	}
-	if listing.FoundryTOML == nil {
-		return userErrorf("not a Foundry project: no foundry.toml")
-	}
-	conf, err := foundry.SanitizeConfig(listing.FoundryTOML)
-	if err != nil {
-		return asUserError(err)
-	}
-	if len(conf.Dropped) > 0 {
-		rep.Output([]byte(fmt.Sprintf("deployer: foundry.toml settings not used: %s\n", strings.Join(conf.Dropped, ", "))))
-	}
-	target, err := foundry.ResolveTarget(listing, p.Script, p.Contract, p.ConstructorArgs)
-	if err != nil {
-		return userErrorf("%v", err)
-	}
+	defer proj.cleanup()
 
-	rep.Step("resolving runner image")
 	t := time.Now()
-	img, err := d.Images.Resolve(ctx)
+	var img runner.Resolved
+	err = step("resolving runner image", tasks.ImageStepLimit, func(ctx context.Context) (err error) {
+		img, err = d.Images.Resolve(ctx)
+		return err
+	})
 	r.Timings.Image = time.Since(t).Milliseconds()
 	if err != nil {
 		return err
 	}
 	r.Cache.ImageHit = img.Hit
 
-	rep.Step("starting chain " + net.Name)
-	chain, err := d.Chains.Ensure(ctx, net)
+	var chain *chains.Chain
+	err = step("starting chain "+net.Name, tasks.ChainStepLimit, func(ctx context.Context) (err error) {
+		chain, err = d.Chains.Ensure(ctx, net)
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -169,16 +169,25 @@ func (d *Deployer) run(ctx context.Context, p tasks.Deploy, rep Reporter, log *s
 	var compileKey string
 	if d.Artifacts.Enabled() {
 		t = time.Now()
-		if compileKey, err = d.compileKey(dir, conf.TOML, img.Key); err != nil {
-			return asUserError(err)
-		}
-		cached, r.Cache.CompileHit = d.Artifacts.Lookup(ctx, compileKey)
+		err = step("looking up compile cache", tasks.ProjectStepLimit, func(ctx context.Context) (err error) {
+			if compileKey, err = d.compileKey(proj.dir, proj.conf.TOML, img.Key); err != nil {
+				return asUserError(err)
+			}
+			cached, r.Cache.CompileHit = d.Artifacts.Lookup(ctx, compileKey)
+			return nil
+		})
 		r.Timings.Compile = time.Since(t).Milliseconds()
+		if err != nil {
+			return err
+		}
 	}
 
-	rep.Step("starting container")
 	t = time.Now()
-	box, err := d.lease(ctx, p, img.ID, chain)
+	var box *box
+	err = step("starting container", tasks.ContainerStepLimit, func(ctx context.Context) (err error) {
+		box, err = d.lease(ctx, p, img.ID, chain)
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -186,7 +195,10 @@ func (d *Deployer) run(ctx context.Context, p tasks.Deploy, rep Reporter, log *s
 	defer func() { r.Timings.Forge = box.forge.Milliseconds() }()
 	r.Cache.ContainerReused = box.lease.Reused
 	rep.Container(box.lease.ID, box.lease.Reused)
-	if err := box.copyProject(ctx, dir, conf.TOML, d.cfg.Limits, cached); err != nil {
+	err = users.run(ctx, "copying project", func(ctx context.Context) error {
+		return box.copyProject(ctx, proj.dir, proj.conf.TOML, d.cfg.Limits, cached)
+	})
+	if err != nil {
 		return err
 	}
 	r.Timings.Container = time.Since(t).Milliseconds()
@@ -194,17 +206,22 @@ func (d *Deployer) run(ctx context.Context, p tasks.Deploy, rep Reporter, log *s
 	if !r.Cache.CompileHit {
 		rep.Step("compiling")
 		t = time.Now()
-		err := box.compile(ctx, newOutput(rep, d.Redact))
+		err := users.run(ctx, "compiling", func(ctx context.Context) error {
+			if err := box.compile(ctx, newOutput(rep, d.Redact)); err != nil {
+				return err
+			}
+			if compileKey != "" {
+				// Taken before any of the project's code runs (the script comes next),
+				// so what is stored is the compiler's output and nothing else.
+				if err := box.saveArtifacts(ctx, d.Artifacts, compileKey, time.Since(t)); err != nil {
+					log.Warn("compile cache: artifacts not stored", "error", err)
+				}
+			}
+			return nil
+		})
 		r.Timings.Compile += time.Since(t).Milliseconds()
 		if err != nil {
 			return err
-		}
-		if compileKey != "" {
-			// Taken before any of the project's code runs (the script comes next),
-			// so what is stored is the compiler's output and nothing else.
-			if err := box.saveArtifacts(ctx, d.Artifacts, compileKey, time.Since(t)); err != nil {
-				log.Warn("compile cache: artifacts not stored", "error", err)
-			}
 		}
 	}
 
@@ -212,26 +229,81 @@ func (d *Deployer) run(ctx context.Context, p tasks.Deploy, rep Reporter, log *s
 	t = time.Now()
 	defer func() { r.Timings.Deploy = time.Since(t).Milliseconds() }()
 	// One sender per chain at a time, whichever worker sends: forge picks nonces
-	// from the chain, so two runs at once would collide.
-	lockCtx, unlock, err := d.Locks.Lock(ctx, d.Namespace.Key("lock", "sender", d.Engine.ID(), net.Name, chains.AnvilSender))
+	// from the chain, so two runs at once would collide. The wait is the service's,
+	// not the user's.
+	wait := tasks.SenderWait(d.cfg.Timeout)
+	held, unlock, err := d.Locks.LockWait(ctx, d.Namespace.Key("lock", "sender", d.Engine.ID(), net.Name, chains.AnvilSender), wait)
+	if errors.Is(err, lock.ErrWaitTimeout) {
+		return &TimeoutError{Step: "waiting for other deployments to " + net.Name, Limit: wait}
+	}
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	made, err := box.deploy(lockCtx, target, net.ChainID, newOutput(rep, d.Redact))
+	var contracts []jobs.Contract
+	err = users.run(ctx, "deploying to "+net.Name, func(ctx context.Context) error {
+		// The step ends if the sender's lock is lost, too.
+		ctx, cancel := context.WithCancelCause(ctx)
+		defer cancel(nil)
+		defer context.AfterFunc(held, func() { cancel(context.Cause(held)) })()
+		made, err := box.deploy(ctx, proj.target, net.ChainID, newOutput(rep, d.Redact))
+		if err != nil {
+			return err
+		}
+		contracts, err = confirm(ctx, chains.NewRPC(chain.WorkerRPC), made, log)
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	contracts, err := confirm(ctx, chains.NewRPC(chain.WorkerRPC), made, log)
-	if err != nil {
-		return err
-	}
+	unlock()
 	if contracts == nil {
 		contracts = []jobs.Contract{}
 	}
-	unlock()
 	r.Result = &jobs.Result{ChainID: net.ChainID, RPCURL: chain.PublicRPC, Contracts: contracts}
 	return nil
+}
+
+// project is a job's project on the worker's disk, checked, with its sanitized
+// foundry.toml and its target.
+type project struct {
+	dir     string
+	conf    foundry.Config
+	target  foundry.Target
+	cleanup func()
+}
+
+// prepare gets the project and checks it.
+func (d *Deployer) prepare(ctx context.Context, p tasks.Deploy, rep Reporter) (*project, error) {
+	dir, cleanup, err := d.materialize(ctx, p.Project)
+	if err != nil {
+		return nil, err
+	}
+	proj, err := func() (*project, error) {
+		listing, err := projects.ListDir(dir, d.cfg.Limits)
+		if err != nil {
+			return nil, asUserError(err)
+		}
+		if listing.FoundryTOML == nil {
+			return nil, userErrorf("not a Foundry project: no foundry.toml")
+		}
+		conf, err := foundry.SanitizeConfig(listing.FoundryTOML)
+		if err != nil {
+			return nil, asUserError(err)
+		}
+		if len(conf.Dropped) > 0 {
+			rep.Output([]byte(fmt.Sprintf("deployer: foundry.toml settings not used: %s\n", strings.Join(conf.Dropped, ", "))))
+		}
+		target, err := foundry.ResolveTarget(listing, p.Script, p.Contract, p.ConstructorArgs)
+		if err != nil {
+			return nil, userErrorf("%v", err)
+		}
+		return &project{dir: dir, conf: conf, target: target, cleanup: cleanup}, nil
+	}()
+	if err != nil {
+		cleanup()
+	}
+	return proj, err
 }
 
 // compileKey names what a compilation of the project makes: the project's content

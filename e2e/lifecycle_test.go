@@ -107,8 +107,13 @@ func TestSubmitCommand(t *testing.T) {
 func TestJobTimeout(t *testing.T) {
 	s := ownStack(t, stackOpts{env: []string{"JOB_TIMEOUT=15s"}})
 	j := s.deploy(t, api.DeployRequest{PathURL: "e2e/testdata/slow"})
-	if j.Status != jobs.Failed || j.Error == nil || !strings.Contains(*j.Error, "timed out (limit 15s)") {
-		t.Fatalf("slow job under a 15 s limit: %s %v", j.Status, j.Error)
+	// The script is what is slow; on a loaded machine the compile may already use up
+	// the budget. Either way the message names one of the user's steps and the limit,
+	// and a first run's image build does not count against it.
+	if j.Status != jobs.Failed || j.Error == nil ||
+		!(strings.Contains(*j.Error, "timed out while deploying to local (limit 15s)") ||
+			strings.Contains(*j.Error, "timed out while compiling (limit 15s)")) {
+		t.Fatalf("slow job under a 15 s limit: %s %v", j.Status, deref(j.Error))
 	}
 	if j.Attempts != 1 {
 		t.Errorf("a timed-out job was tried %d times", j.Attempts)

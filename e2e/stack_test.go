@@ -407,3 +407,11 @@ func (s *stack) enqueue(task *asynq.Task, id string) error {
 	_, err = c.Enqueue(task, asynq.Queue(s.ns.DeployQueue()), asynq.TaskID(id), asynq.MaxRetry(1), asynq.Retention(time.Hour))
 	return err
 }
+
+// deref prints an optional string.
+func deref(s *string) string {
+	if s == nil {
+		return "<nil>"
+	}
+	return *s
+}

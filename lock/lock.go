@@ -41,10 +41,26 @@ var ErrLost = errors.New("lock lost")
 // Lock waits until it holds key or ctx ends. The returned function releases the lock;
 // the returned context ends if the lock is lost.
 func (l *Locker) Lock(ctx context.Context, key string) (context.Context, func(), error) {
+	return l.LockWait(ctx, key, 0)
+}
+
+// ErrWaitTimeout says the lock stayed held by another for the whole wait.
+var ErrWaitTimeout = errors.New("lock still held by another after the wait")
+
+// LockWait is Lock with the wait bounded by wait (0: as long as ctx lives), apart
+// from ctx: the returned context derives from ctx, so a short wait does not shorten
+// the hold.
+func (l *Locker) LockWait(ctx context.Context, key string, wait time.Duration) (context.Context, func(), error) {
 	buf := make([]byte, 16)
 	_, _ = rand.Read(buf)
 	token := hex.EncodeToString(buf)
-	wait := 10 * time.Millisecond
+	var expired <-chan time.Time
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		expired = t.C
+	}
+	backoff := 10 * time.Millisecond
 	for {
 		ok, err := l.rdb.SetNX(ctx, key, token, l.ttl).Result()
 		if err != nil {
@@ -56,9 +72,11 @@ func (l *Locker) Lock(ctx context.Context, key string) (context.Context, func(),
 		select {
 		case <-ctx.Done():
 			return nil, nil, fmt.Errorf("lock %s: %w", key, ctx.Err())
-		case <-time.After(wait):
+		case <-expired:
+			return nil, nil, fmt.Errorf("lock %s: waited %s: %w", key, wait, ErrWaitTimeout)
+		case <-time.After(backoff):
 		}
-		wait = min(wait*2, 250*time.Millisecond)
+		backoff = min(backoff*2, 250*time.Millisecond)
 	}
 	held, lose := context.WithCancelCause(ctx)
 	done := make(chan struct{})

@@ -2,6 +2,7 @@ package lock
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -67,4 +68,31 @@ func TestCrashedHolderExpires(t *testing.T) {
 		t.Fatalf("expired lock not taken: %v", err)
 	}
 	unlock()
+}
+
+// A bounded wait gives up with ErrWaitTimeout, and the hold it returns is not bounded
+// by the wait.
+func TestLockWait(t *testing.T) {
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer rdb.Close()
+	l := New(rdb, time.Second)
+	_, unlock, err := l.Lock(context.Background(), "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := l.LockWait(context.Background(), "k", 50*time.Millisecond); !errors.Is(err, ErrWaitTimeout) {
+		t.Fatalf("wait on a held lock: %v, want ErrWaitTimeout", err)
+	}
+	unlock()
+	held, unlock, err := l.LockWait(context.Background(), "k", 50*time.Millisecond)
+	if err != nil {
+		t.Fatalf("free lock: %v", err)
+	}
+	defer unlock()
+	select {
+	case <-held.Done():
+		t.Fatalf("the hold ended with the wait: %v", context.Cause(held))
+	case <-time.After(200 * time.Millisecond):
+	}
 }

@@ -40,9 +40,9 @@ type Config struct {
 	WorkerID            string
 }
 
-// resetWait bounds how long a lease waits for a container of its key to finish its
-// reset before making a new one.
-const resetWait = 2 * time.Second
+// defaultResetWait bounds how long a lease waits for a container of its key to
+// finish its reset before making a new one.
+const defaultResetWait = 2 * time.Second
 
 // LabelPoolKey is the label holding a pooled container's pool key.
 const LabelPoolKey = "io.deployer.pool-key"
@@ -75,8 +75,11 @@ type Pool struct {
 	idle  map[string][]*member
 	busy  map[string]*member
 	total int
-	// resetting counts, per key, containers on their way back to idle.
+	// resetting counts, per key, containers on their way back to idle; inReset
+	// counts them all, and settled is closed whenever it drops to zero.
 	resetting map[string]int
+	inReset   int
+	settled   chan struct{}
 	// freed wakes leases waiting for room.
 	freed chan struct{}
 
@@ -85,6 +88,9 @@ type Pool struct {
 	// orphanAfter is how old a container without a lease must be to count as an
 	// orphan (tests shorten it).
 	orphanAfter time.Duration
+	// resetWait is defaultResetWait (tests lengthen it, so that a slow machine's
+	// reset does not change what they check).
+	resetWait time.Duration
 }
 
 // New returns an empty pool.
@@ -94,7 +100,7 @@ func New(eng *engine.Engine, rdb redis.UniversalClient, ns tasks.Namespace, cfg 
 	}
 	return &Pool{eng: eng, rdb: rdb, ns: ns, cfg: cfg, log: log.With("component", "pool"),
 		idle: map[string][]*member{}, busy: map[string]*member{}, resetting: map[string]int{},
-		freed: make(chan struct{}, 1), orphanAfter: leaseTTL}
+		settled: make(chan struct{}), freed: make(chan struct{}, 1), orphanAfter: leaseTTL, resetWait: defaultResetWait}
 }
 
 // Key is the pool key of a container spec: a hash of everything that makes two
@@ -152,7 +158,7 @@ func (p *Pool) Lease(ctx context.Context, spec engine.ContainerSpec, job string)
 	key := Key(spec)
 	// A container of the key being reset is back in about a tenth of a second;
 	// a new one takes several times that. Wait for it, a little.
-	waitReset := time.Now().Add(resetWait)
+	waitReset := time.Now().Add(p.resetWait)
 	for {
 		p.mu.Lock()
 		if list := p.idle[key]; p.cfg.Enabled && len(list) > 0 {
@@ -302,6 +308,7 @@ func (l *Lease) Release(ok bool) {
 			p.resets.Add(1)
 			p.mu.Lock()
 			p.resetting[m.key]++
+			p.inReset++
 			p.mu.Unlock()
 			go func() {
 				defer p.resets.Done()
@@ -318,6 +325,10 @@ func (p *Pool) giveBack(m *member) {
 	defer func() {
 		p.mu.Lock()
 		p.resetting[m.key]--
+		if p.inReset--; p.inReset == 0 {
+			close(p.settled)
+			p.settled = make(chan struct{})
+		}
 		p.mu.Unlock()
 		p.signal()
 	}()
@@ -340,6 +351,22 @@ func (p *Pool) giveBack(m *member) {
 	p.mu.Unlock()
 	p.setLease(ctx, m, leaseIdle, "")
 	p.signal()
+}
+
+// waitResets waits until no container is on its way back to idle, or ctx ends.
+func (p *Pool) waitResets(ctx context.Context) error {
+	p.mu.Lock()
+	n, settled := p.inReset, p.settled
+	p.mu.Unlock()
+	if n == 0 {
+		return nil
+	}
+	select {
+	case <-settled:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("wait for %d container resets: %w", n, ctx.Err())
+	}
 }
 
 // destroy removes a container of the pool, whatever its state.

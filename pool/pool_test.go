@@ -374,6 +374,7 @@ func TestBackToBackJobsShareTheContainer(t *testing.T) {
 	t.Parallel()
 	r := newRig(t)
 	p := r.pool("w1", true)
+	p.resetWait = time.Minute
 	ctx := context.Background()
 	first, err := p.Lease(ctx, r.spec(), "1")
 	if err != nil {
@@ -388,4 +389,28 @@ func TestBackToBackJobsShareTheContainer(t *testing.T) {
 		t.Errorf("the next job got %s (reused %t), not the container being reset %s", second.ID[:12], second.Reused, first.ID[:12])
 	}
 	second.Release(false)
+}
+
+// Cleanup right after a job takes the container being reset too: the job is over, and
+// the user who asked for a cleanup expects it gone.
+func TestCleanupTakesContainersBeingReset(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	p := r.pool("w1", true)
+	ctx := context.Background()
+	l, err := p.Lease(ctx, r.spec(), "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Release(true)
+	rep := p.Cleanup(ctx)
+	if len(rep.Idle) != 1 || len(rep.Errors) != 0 {
+		t.Errorf("cleanup right after a job: %+v", rep)
+	}
+	if cs := r.containers(t); len(cs) != 0 {
+		t.Errorf("job containers left after cleanup: %d", len(cs))
+	}
+	if s := p.Snapshot(); s.Total != 0 {
+		t.Errorf("pool still counts %d containers", s.Total)
+	}
 }

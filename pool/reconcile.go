@@ -85,9 +85,13 @@ func (p *Pool) Drain() {
 
 // Cleanup removes this worker's idle containers, the engine's exited managed
 // containers (of any role), and orphaned job containers. Running jobs and running
-// chains are not touched.
+// chains are not touched. A container whose job just ended is being reset: cleanup
+// waits for it and takes it too, since its job is over.
 func (p *Pool) Cleanup(ctx context.Context) tasks.CleanupReport {
 	rep := tasks.CleanupReport{WorkerID: p.cfg.WorkerID, EngineID: p.eng.ID(), Exited: []string{}, Orphans: []string{}}
+	if err := p.waitResets(ctx); err != nil {
+		rep.Errors = append(rep.Errors, err.Error())
+	}
 	rep.Idle = p.destroyIdle("cleanup", func(*member) bool { return true })
 	cs, err := p.eng.ListContainers(ctx, nil)
 	if err != nil {

@@ -88,8 +88,8 @@ func (a *API) deploy(c echo.Context) error {
 		asynq.TaskID(id),
 		asynq.MaxRetry(a.cfg.JobMaxRetry),
 		asynq.Retention(a.cfg.JobRetention),
-		// The worker's own deadline ends a job first, with a clear message.
-		asynq.Timeout(a.cfg.JobTimeout+2*time.Minute),
+		// The worker's own step limits end a job first, with a clear message.
+		asynq.Timeout(tasks.DeployTimeout(a.cfg.JobTimeout)),
 	)
 	if err != nil {
 		_ = a.jobs.Delete(context.WithoutCancel(ctx), id)

@@ -89,12 +89,19 @@ func (r *Resolver) Resolve(ctx context.Context) (Resolved, error) {
 		}
 	}
 	r.count(ctx, cache.Miss)
-	v, err, _ := r.flight.Do(key, func() (any, error) {
+	ch := r.flight.DoChan(key, func() (any, error) {
 		// The build outlives one caller's cancellation: others may wait on it.
 		return r.buildOnce(context.WithoutCancel(ctx), key, tag)
 	})
-	if err != nil {
-		return Resolved{}, err
+	var v any
+	select {
+	case <-ctx.Done():
+		return Resolved{}, fmt.Errorf("wait for the build of %s: %w", tag, ctx.Err())
+	case res := <-ch:
+		if res.Err != nil {
+			return Resolved{}, res.Err
+		}
+		v = res.Val
 	}
 	return Resolved{ID: v.(string), Tag: tag, Key: key, Duration: time.Since(start)}, nil
 }

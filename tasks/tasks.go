@@ -73,6 +73,29 @@ type Deploy struct {
 	EnqueuedAt      time.Time  `json:"enqueued_at"`
 }
 
+// Limits of a deployment's steps. JOB_TIMEOUT bounds only the user's steps
+// (copying the project in, compiling, running the script, confirming on chain); the
+// service's own preparation has limits of its own, so that a cold machine building
+// its first runner image does not eat a user's budget. A step past its limit ends
+// the job for good, naming the step: it is never retried.
+const (
+	ImageStepLimit     = 10 * time.Minute
+	ChainStepLimit     = 2 * time.Minute
+	ContainerStepLimit = 2 * time.Minute
+	ProjectStepLimit   = 2 * time.Minute
+)
+
+// SenderWait is how long a job waits for other deployments from its chain's sender:
+// one other job's JOB_TIMEOUT.
+func SenderWait(jobTimeout time.Duration) time.Duration { return jobTimeout }
+
+// DeployTimeout is the asynq timeout of a deployment task: every step's limit and a
+// margin, so that asynq never ends a job before the worker's own limits do.
+func DeployTimeout(jobTimeout time.Duration) time.Duration {
+	return ProjectStepLimit + ImageStepLimit + ChainStepLimit + ContainerStepLimit +
+		SenderWait(jobTimeout) + jobTimeout + time.Minute
+}
+
 // NewDeploy makes the asynq task of a deployment; its task id is the job id.
 func NewDeploy(p Deploy) (*asynq.Task, error) {
 	p.Version = DeployVersion

@@ -61,6 +61,7 @@ func (h *deployHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	go h.watchCancel(jctx, p.JobID, cancel)
 
 	log.Info("deployment started", "network", p.Network, "project", p.Project.String())
+	started := time.Now()
 	rep := &reporter{w: w, id: p.JobID, log: log}
 	report, err := w.deployer.Run(jctx, p, rep, log)
 	out := jobs.Outcome{Result: report.Result, Timings: report.Timings, Cache: report.Cache}
@@ -82,7 +83,16 @@ func (h *deployHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		_ = w.jobs.Requeued(rctx, p.JobID)
 		log.Info("deployment interrupted by shutdown; requeued")
 		return err
-	case deployment.IsUserError(err):
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil && !deployment.IsFinal(err):
+		// asynq's own deadline, which the steps' limits should always beat: a
+		// timeout all the same, final like every other.
+		limit := time.Duration(0)
+		if dl, ok := ctx.Deadline(); ok {
+			limit = dl.Sub(started).Round(time.Second)
+		}
+		err = &deployment.TimeoutError{Step: rep.step, Limit: limit}
+		fallthrough
+	case deployment.IsFinal(err):
 		out.Status, out.Error = jobs.Failed, w.redact.String(err.Error())
 		h.finish(ctx, log, p.JobID, out)
 		log.Info("deployment failed", "error", out.Error)
@@ -133,9 +143,12 @@ type reporter struct {
 	w   *Worker
 	id  string
 	log *slog.Logger
+	// step is the last step reported; Run calls the reporter from its own goroutine.
+	step string
 }
 
 func (r *reporter) Step(step string) {
+	r.step = step
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := r.w.jobs.SetStep(ctx, r.id, step); err != nil && !errors.Is(err, jobs.ErrFinal) {
