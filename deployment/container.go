@@ -15,7 +15,7 @@ import (
 	"github.com/deployer-dev/deployer/foundry"
 	"github.com/deployer-dev/deployer/pool"
 	"github.com/deployer-dev/deployer/projects"
-	"github.com/deployer-dev/deployer/redact"
+	"github.com/deployer-dev/deployer/internal/redact"
 	"github.com/deployer-dev/deployer/tasks"
 )
 

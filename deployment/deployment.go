@@ -20,11 +20,11 @@ import (
 	"github.com/deployer-dev/deployer/engine"
 	"github.com/deployer-dev/deployer/foundry"
 	"github.com/deployer-dev/deployer/jobs"
-	"github.com/deployer-dev/deployer/lock"
+	"github.com/deployer-dev/deployer/internal/lock"
 	"github.com/deployer-dev/deployer/networks"
 	"github.com/deployer-dev/deployer/pool"
 	"github.com/deployer-dev/deployer/projects"
-	"github.com/deployer-dev/deployer/redact"
+	"github.com/deployer-dev/deployer/internal/redact"
 	"github.com/deployer-dev/deployer/runner"
 	"github.com/deployer-dev/deployer/tasks"
 )

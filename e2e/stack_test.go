@@ -27,7 +27,7 @@ import (
 	"github.com/deployer-dev/deployer/client"
 	"github.com/deployer-dev/deployer/internal/testenv"
 	"github.com/deployer-dev/deployer/jobs"
-	"github.com/deployer-dev/deployer/registry"
+	"github.com/deployer-dev/deployer/internal/heartbeat"
 	"github.com/deployer-dev/deployer/tasks"
 )
 
@@ -306,9 +306,9 @@ func (s *stack) foundryCacheDir() string {
 	return filepath.Join(os.TempDir(), "deployer-"+s.instance+"-foundry")
 }
 
-// waitWorker waits for the process's worker to beat in the registry.
+// waitWorker waits for the process's worker to beat in Redis.
 func (s *stack) waitWorker() error {
-	reg := registry.New(s.rdb, s.ns)
+	reg := heartbeat.New(s.rdb, s.ns)
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		live, _ := reg.Live(context.Background(), time.Now(), 30*time.Second)

@@ -14,7 +14,7 @@ import (
 
 	"github.com/deployer-dev/deployer/cache"
 	"github.com/deployer-dev/deployer/dashboard"
-	"github.com/deployer-dev/deployer/fanout"
+	"github.com/deployer-dev/deployer/internal/fanout"
 	"github.com/deployer-dev/deployer/tasks"
 )
 
@@ -63,7 +63,7 @@ func (a *API) imageCache(ctx context.Context) (ImageCacheStatus, error) {
 	if err != nil {
 		return ImageCacheStatus{}, err
 	}
-	live, err := a.registry.Live(ctx, time.Now(), readyWithin)
+	live, err := a.beats.Live(ctx, time.Now(), readyWithin)
 	if err != nil {
 		return ImageCacheStatus{}, err
 	}

@@ -19,12 +19,12 @@ import (
 	"github.com/deployer-dev/deployer/api"
 	"github.com/deployer-dev/deployer/cache"
 	"github.com/deployer-dev/deployer/dashboard"
-	"github.com/deployer-dev/deployer/fanout"
+	"github.com/deployer-dev/deployer/internal/fanout"
+	"github.com/deployer-dev/deployer/internal/heartbeat"
+	"github.com/deployer-dev/deployer/internal/redact"
 	"github.com/deployer-dev/deployer/jobs"
 	"github.com/deployer-dev/deployer/networks"
 	"github.com/deployer-dev/deployer/projects"
-	"github.com/deployer-dev/deployer/redact"
-	"github.com/deployer-dev/deployer/registry"
 	"github.com/deployer-dev/deployer/tasks"
 )
 
@@ -57,7 +57,7 @@ type API struct {
 	inspector    *asynq.Inspector
 	jobs         *jobs.Store
 	projects     *projects.Store
-	registry     *registry.Registry
+	beats        *heartbeat.Store
 	images       *cache.Images
 	compilations *cache.Compilations
 	fanout       *fanout.Fanout
@@ -79,7 +79,7 @@ func New(cfg Config, rdb redis.UniversalClient, redisOpt asynq.RedisConnOpt, ns 
 		inspector:    asynq.NewInspector(redisOpt),
 		jobs:         jobs.NewStore(rdb, ns, cfg.JobRetention),
 		projects:     projects.NewStore(rdb, ns, cfg.ProjectTTL),
-		registry:     registry.New(rdb, ns),
+		beats:        heartbeat.New(rdb, ns),
 		images:       cache.NewImages(rdb, ns),
 		compilations: cache.NewCompilations(rdb, ns),
 		networks:     nets,
@@ -87,7 +87,7 @@ func New(cfg Config, rdb redis.UniversalClient, redisOpt asynq.RedisConnOpt, ns 
 		redisOpt:     redisOpt,
 		log:          log,
 	}
-	a.fanout = fanout.New(a.client, a.inspector, a.registry)
+	a.fanout = fanout.New(a.client, a.inspector, a.beats)
 	e, err := a.routes()
 	if err != nil {
 		a.Close()

@@ -22,10 +22,10 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/deployer-dev/deployer/api"
+	"github.com/deployer-dev/deployer/internal/heartbeat"
 	"github.com/deployer-dev/deployer/jobs"
 	"github.com/deployer-dev/deployer/networks"
 	"github.com/deployer-dev/deployer/projects"
-	"github.com/deployer-dev/deployer/registry"
 	"github.com/deployer-dev/deployer/tasks"
 )
 
@@ -449,23 +449,23 @@ func TestReadiness(t *testing.T) {
 	if code != http.StatusServiceUnavailable || !strings.Contains(string(body), "no worker") {
 		t.Errorf("readyz without workers: %d %s", code, body)
 	}
-	reg := registry.New(f.rdb, f.ns)
+	reg := heartbeat.New(f.rdb, f.ns)
 	ctx := context.Background()
-	sick := registry.Worker{ID: "w1", Healthy: false, LastSeen: time.Now()}
+	sick := heartbeat.Worker{ID: "w1", Healthy: false, LastSeen: time.Now()}
 	if err := reg.Beat(ctx, sick, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if code, _ := f.do(http.MethodGet, "/readyz", "", nil); code != http.StatusServiceUnavailable {
 		t.Errorf("readyz with an unhealthy worker: %d", code)
 	}
-	stale := registry.Worker{ID: "w2", Healthy: true, LastSeen: time.Now().Add(-time.Minute)}
+	stale := heartbeat.Worker{ID: "w2", Healthy: true, LastSeen: time.Now().Add(-time.Minute)}
 	if err := reg.Beat(ctx, stale, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if code, _ := f.do(http.MethodGet, "/readyz", "", nil); code != http.StatusServiceUnavailable {
 		t.Errorf("readyz with a stale heartbeat: %d", code)
 	}
-	healthy := registry.Worker{ID: "w3", Healthy: true, LastSeen: time.Now()}
+	healthy := heartbeat.Worker{ID: "w3", Healthy: true, LastSeen: time.Now()}
 	if err := reg.Beat(ctx, healthy, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/labstack/echo/v4"
 
-	"github.com/deployer-dev/deployer/fanout"
+	"github.com/deployer-dev/deployer/internal/fanout"
 	"github.com/deployer-dev/deployer/jobs"
 	"github.com/deployer-dev/deployer/tasks"
 )

@@ -8,17 +8,17 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/deployer-dev/deployer/api"
-	"github.com/deployer-dev/deployer/registry"
+	"github.com/deployer-dev/deployer/internal/heartbeat"
 )
 
 // Overview is everything the dashboard shows, in one answer.
 type Overview struct {
-	Instance    string            `json:"instance"`
-	GeneratedAt time.Time         `json:"generated_at"`
-	Ready       bool              `json:"ready"`
-	ReadyReason string            `json:"ready_reason,omitempty"`
-	Queues      []QueueDepth      `json:"queues"`
-	Workers     []registry.Worker `json:"workers"`
+	Instance    string             `json:"instance"`
+	GeneratedAt time.Time          `json:"generated_at"`
+	Ready       bool               `json:"ready"`
+	ReadyReason string             `json:"ready_reason,omitempty"`
+	Queues      []QueueDepth       `json:"queues"`
+	Workers     []heartbeat.Worker `json:"workers"`
 	// RecentJobs are the newest jobs, newest first.
 	RecentJobs   []api.Job          `json:"recent_jobs"`
 	ImageCache   ImageCacheStatus   `json:"image_cache"`
@@ -59,13 +59,13 @@ func (a *API) overview(c echo.Context) error {
 		}
 		out.Queues = append(out.Queues, d)
 	}
-	live, err := a.registry.Live(ctx, time.Now(), readyWithin)
+	live, err := a.beats.Live(ctx, time.Now(), readyWithin)
 	if err != nil {
 		return err
 	}
 	out.Workers = live
 	if out.Workers == nil {
-		out.Workers = []registry.Worker{}
+		out.Workers = []heartbeat.Worker{}
 	}
 	ids, err := a.jobs.Recent(ctx, recentJobs)
 	if err != nil {
@@ -94,9 +94,9 @@ func (a *API) ready(ctx context.Context) (bool, string) {
 	if err := a.rdb.Ping(ctx).Err(); err != nil {
 		return false, "redis does not answer"
 	}
-	live, err := a.registry.Live(ctx, time.Now(), readyWithin)
+	live, err := a.beats.Live(ctx, time.Now(), readyWithin)
 	if err != nil {
-		return false, "cannot read the worker registry"
+		return false, "cannot read the workers' heartbeats"
 	}
 	for _, w := range live {
 		if w.Healthy {

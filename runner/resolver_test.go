@@ -19,7 +19,7 @@ import (
 	"github.com/deployer-dev/deployer/cache"
 	"github.com/deployer-dev/deployer/engine"
 	"github.com/deployer-dev/deployer/internal/testenv"
-	"github.com/deployer-dev/deployer/lock"
+	"github.com/deployer-dev/deployer/internal/lock"
 	"github.com/deployer-dev/deployer/tasks"
 )
 

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/deployer-dev/deployer/registry"
+	"github.com/deployer-dev/deployer/internal/heartbeat"
 )
 
 // heartbeatInterval is how often a worker says it is alive; readers treat a worker
@@ -16,18 +16,18 @@ const (
 	heartbeatTTL      = 30 * time.Second
 )
 
-// heartbeat records, every few seconds, that the worker is alive and whether its
+// heartbeater records, every few seconds, that the worker is alive and whether its
 // engine answers.
-type heartbeat struct {
+type heartbeater struct {
 	w    *Worker
 	done chan struct{}
 }
 
-func newHeartbeat(w *Worker) *heartbeat {
-	return &heartbeat{w: w, done: make(chan struct{})}
+func newHeartbeater(w *Worker) *heartbeater {
+	return &heartbeater{w: w, done: make(chan struct{})}
 }
 
-func (h *heartbeat) start(wg *sync.WaitGroup) {
+func (h *heartbeater) start(wg *sync.WaitGroup) {
 	h.exec()
 	wg.Add(1)
 	go func() {
@@ -45,15 +45,15 @@ func (h *heartbeat) start(wg *sync.WaitGroup) {
 	}()
 }
 
-func (h *heartbeat) shutdown() { close(h.done) }
+func (h *heartbeater) shutdown() { close(h.done) }
 
 // exec beats once.
-func (h *heartbeat) exec() {
+func (h *heartbeater) exec() {
 	w := h.w
 	ctx, cancel := context.WithTimeout(context.Background(), heartbeatInterval)
 	defer cancel()
 	host, _ := os.Hostname()
-	beat := registry.Worker{
+	beat := heartbeat.Worker{
 		ID: w.cfg.ID, Host: host, PID: os.Getpid(),
 		EngineID: w.eng.ID(), EngineName: w.eng.Name(),
 		Healthy: true, Queue: w.Queue(), Concurrency: w.cfg.Concurrency,
@@ -65,7 +65,7 @@ func (h *heartbeat) exec() {
 	if w.stopping.Load() {
 		beat.Healthy, beat.Problem = false, "shutting down"
 	}
-	if err := w.registry.Beat(ctx, beat, heartbeatTTL); err != nil {
+	if err := w.beats.Beat(ctx, beat, heartbeatTTL); err != nil {
 		w.log.Warn("heartbeat failed", "error", err)
 	}
 }

@@ -1,5 +1,5 @@
 // Package worker runs deployments: an asynq server on the shared deployment queue and
-// on a queue of its own, a heartbeat in the registry, and the handler that turns a
+// on a queue of its own, a heartbeat in Redis, and the handler that turns a
 // task into a deployment and its outcome into the job's record.
 package worker
 
@@ -18,12 +18,12 @@ import (
 	"github.com/deployer-dev/deployer/chains"
 	"github.com/deployer-dev/deployer/deployment"
 	"github.com/deployer-dev/deployer/engine"
-	"github.com/deployer-dev/deployer/fanout"
+	"github.com/deployer-dev/deployer/internal/fanout"
+	"github.com/deployer-dev/deployer/internal/heartbeat"
+	"github.com/deployer-dev/deployer/internal/redact"
 	"github.com/deployer-dev/deployer/jobs"
 	"github.com/deployer-dev/deployer/networks"
 	"github.com/deployer-dev/deployer/pool"
-	"github.com/deployer-dev/deployer/redact"
-	"github.com/deployer-dev/deployer/registry"
 	"github.com/deployer-dev/deployer/runner"
 	"github.com/deployer-dev/deployer/tasks"
 )
@@ -41,7 +41,7 @@ type Config struct {
 type Deps struct {
 	Engine    *engine.Engine
 	Jobs      *jobs.Store
-	Registry  *registry.Registry
+	Beats     *heartbeat.Store
 	Deployer  *deployment.Deployer
 	Images    *runner.Resolver
 	Pool      *pool.Pool
@@ -61,7 +61,7 @@ type Worker struct {
 	admin    *asynq.Server
 	eng      *engine.Engine
 	jobs     *jobs.Store
-	registry *registry.Registry
+	beats    *heartbeat.Store
 	deployer *deployment.Deployer
 	images   *runner.Resolver
 	pool     *pool.Pool
@@ -83,10 +83,10 @@ type Worker struct {
 
 // New returns a worker. It does not start until Run.
 func New(cfg Config, redisOpt asynq.RedisConnOpt, ns tasks.Namespace, d Deps, log *slog.Logger) *Worker {
-	w := &Worker{cfg: cfg, ns: ns, eng: d.Engine, jobs: d.Jobs, registry: d.Registry, deployer: d.Deployer,
+	w := &Worker{cfg: cfg, ns: ns, eng: d.Engine, jobs: d.Jobs, beats: d.Beats, deployer: d.Deployer,
 		images: d.Images, pool: d.Pool, store: d.Artifacts, chains: d.Chains, networks: d.Networks, redact: d.Redact, log: log.With("worker_id", cfg.ID)}
 	w.client, w.inspector = asynq.NewClient(redisOpt), asynq.NewInspector(redisOpt)
-	w.fanout = fanout.New(w.client, w.inspector, d.Registry)
+	w.fanout = fanout.New(w.client, w.inspector, d.Beats)
 	w.admin = asynq.NewServer(redisOpt, asynq.Config{
 		// Maintenance runs one at a time, beside the deployments, never in their slots.
 		Concurrency:       1,
@@ -130,7 +130,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	stopKeeper := w.pool.Start(&wg)
 	mux := asynq.NewServeMux()
 	mux.Handle(tasks.TypeDeploy, &deployHandler{w: w})
-	hb := newHeartbeat(w)
+	hb := newHeartbeater(w)
 	hb.start(&wg)
 	stopAll := func() {
 		stopKeeper()
@@ -165,7 +165,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	stopAll()
 	rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_ = w.registry.Remove(rctx, w.cfg.ID)
+	_ = w.beats.Remove(rctx, w.cfg.ID)
 	w.client.Close()
 	w.inspector.Close()
 	w.log.Info("worker stopped")

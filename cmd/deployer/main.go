@@ -13,7 +13,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/deployer-dev/deployer/config"
+	"github.com/deployer-dev/deployer/internal/config"
 )
 
 const usage = `usage: deployer <command>

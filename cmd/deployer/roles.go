@@ -15,18 +15,18 @@ import (
 	"github.com/deployer-dev/deployer/artifacts"
 	"github.com/deployer-dev/deployer/cache"
 	"github.com/deployer-dev/deployer/chains"
-	"github.com/deployer-dev/deployer/config"
 	"github.com/deployer-dev/deployer/deployment"
 	"github.com/deployer-dev/deployer/engine"
+	"github.com/deployer-dev/deployer/internal/config"
+	"github.com/deployer-dev/deployer/internal/heartbeat"
+	"github.com/deployer-dev/deployer/internal/localredis"
+	"github.com/deployer-dev/deployer/internal/lock"
+	"github.com/deployer-dev/deployer/internal/redact"
 	"github.com/deployer-dev/deployer/jobs"
-	"github.com/deployer-dev/deployer/localredis"
-	"github.com/deployer-dev/deployer/lock"
 	"github.com/deployer-dev/deployer/networks"
 	"github.com/deployer-dev/deployer/pool"
 	"github.com/deployer-dev/deployer/producer"
 	"github.com/deployer-dev/deployer/projects"
-	"github.com/deployer-dev/deployer/redact"
-	"github.com/deployer-dev/deployer/registry"
 	"github.com/deployer-dev/deployer/runner"
 	"github.com/deployer-dev/deployer/scheduler"
 	"github.com/deployer-dev/deployer/tasks"
@@ -213,7 +213,7 @@ func newWorker(ctx context.Context, cfg config.Config, rdb *redis.Client, redisO
 	}, redisOpt, ns, worker.Deps{
 		Engine:    eng,
 		Jobs:      jobs.NewStore(rdb, ns, cfg.JobRetention.D()),
-		Registry:  registry.New(rdb, ns),
+		Beats:     heartbeat.New(rdb, ns),
 		Deployer:  dep,
 		Images:    images,
 		Pool:      containers,

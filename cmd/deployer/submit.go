@@ -11,7 +11,7 @@ import (
 
 	"github.com/deployer-dev/deployer/api"
 	"github.com/deployer-dev/deployer/client"
-	"github.com/deployer-dev/deployer/config"
+	"github.com/deployer-dev/deployer/internal/config"
 	"github.com/deployer-dev/deployer/jobs"
 )
 

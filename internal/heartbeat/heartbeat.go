@@ -1,7 +1,7 @@
-// Package registry keeps the list of live workers in Redis: each worker beats with
+// Package heartbeat keeps the list of live workers in Redis: each worker beats with
 // its id, host, Docker engine and health, and the API reads who is alive (readiness,
 // stats, and admin work sent to every engine).
-package registry
+package heartbeat
 
 import (
 	"context"
@@ -31,22 +31,22 @@ type Worker struct {
 	LastSeen    time.Time `json:"last_seen"`
 }
 
-// Registry reads and writes heartbeats.
-type Registry struct {
+// Store reads and writes heartbeats.
+type Store struct {
 	rdb redis.UniversalClient
 	ns  tasks.Namespace
 }
 
-// New returns the registry of an installation.
-func New(rdb redis.UniversalClient, ns tasks.Namespace) *Registry {
-	return &Registry{rdb: rdb, ns: ns}
+// New returns the heartbeats of an installation.
+func New(rdb redis.UniversalClient, ns tasks.Namespace) *Store {
+	return &Store{rdb: rdb, ns: ns}
 }
 
-func (r *Registry) setKey() string             { return r.ns.Key("workers") }
-func (r *Registry) workerKey(id string) string { return r.ns.Key("worker", id) }
+func (r *Store) setKey() string             { return r.ns.Key("workers") }
+func (r *Store) workerKey(id string) string { return r.ns.Key("worker", id) }
 
 // Beat records a heartbeat that lives for ttl.
-func (r *Registry) Beat(ctx context.Context, w Worker, ttl time.Duration) error {
+func (r *Store) Beat(ctx context.Context, w Worker, ttl time.Duration) error {
 	b, err := json.Marshal(w)
 	if err != nil {
 		return err
@@ -64,7 +64,7 @@ func (r *Registry) Beat(ctx context.Context, w Worker, ttl time.Duration) error 
 }
 
 // Remove deletes a worker's heartbeat (it stopped cleanly).
-func (r *Registry) Remove(ctx context.Context, id string) error {
+func (r *Store) Remove(ctx context.Context, id string) error {
 	pipe := r.rdb.TxPipeline()
 	pipe.Del(ctx, r.workerKey(id))
 	pipe.ZRem(ctx, r.setKey(), id)
@@ -73,7 +73,7 @@ func (r *Registry) Remove(ctx context.Context, id string) error {
 }
 
 // Live lists the workers whose last heartbeat is younger than within.
-func (r *Registry) Live(ctx context.Context, now time.Time, within time.Duration) ([]Worker, error) {
+func (r *Store) Live(ctx context.Context, now time.Time, within time.Duration) ([]Worker, error) {
 	min := strconv.FormatInt(now.Add(-within).UnixMilli(), 10)
 	ids, err := r.rdb.ZRangeByScore(ctx, r.setKey(), &redis.ZRangeBy{Min: min, Max: "+inf"}).Result()
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
-	"github.com/deployer-dev/deployer/registry"
+	"github.com/deployer-dev/deployer/internal/heartbeat"
 )
 
 // liveWithin is how recent a heartbeat must be for a worker to be sent work.
@@ -22,12 +22,12 @@ const liveWithin = 30 * time.Second
 type Fanout struct {
 	client    *asynq.Client
 	inspector *asynq.Inspector
-	registry  *registry.Registry
+	beats     *heartbeat.Store
 }
 
 // New returns a Fanout.
-func New(client *asynq.Client, inspector *asynq.Inspector, reg *registry.Registry) *Fanout {
-	return &Fanout{client: client, inspector: inspector, registry: reg}
+func New(client *asynq.Client, inspector *asynq.Inspector, beats *heartbeat.Store) *Fanout {
+	return &Fanout{client: client, inspector: inspector, beats: beats}
 }
 
 // Sent is a task sent to one engine.
@@ -60,11 +60,11 @@ func (f *Fanout) SendAll(ctx context.Context, task *asynq.Task, timeout time.Dur
 // send enqueues with no retry, the timeout, an hour's retention for the answer, and
 // opts, which come last and win.
 func (f *Fanout) send(ctx context.Context, task *asynq.Task, timeout time.Duration, perEngine bool, opts []asynq.Option) ([]Sent, error) {
-	live, err := f.registry.Live(ctx, time.Now(), liveWithin)
+	live, err := f.beats.Live(ctx, time.Now(), liveWithin)
 	if err != nil {
 		return nil, err
 	}
-	var targets []registry.Worker
+	var targets []heartbeat.Worker
 	best := map[string]int{}
 	for _, w := range live {
 		if !w.Healthy {
