@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/deployer-dev/deployer/engine"
+	"github.com/deployer-dev/deployer/engine/docker"
 	"github.com/deployer-dev/deployer/networks"
 	"github.com/deployer-dev/deployer/runner"
 	"github.com/deployer-dev/deployer/tasks"
@@ -43,7 +44,7 @@ type Locker interface {
 
 // Supervisor keeps the managed chains of one engine.
 type Supervisor struct {
-	eng        *engine.Engine
+	eng        *docker.Engine
 	images     ImageResolver
 	locks      Locker
 	ns         tasks.Namespace
@@ -55,7 +56,7 @@ type Supervisor struct {
 // NewSupervisor returns the supervisor of an engine's chains. publicHost is how
 // users reach the engine's host. viaNetwork says this worker reaches chains over the
 // Docker network (it runs in a container on it), not through the host's 127.0.0.1.
-func NewSupervisor(eng *engine.Engine, images ImageResolver, locks Locker, ns tasks.Namespace, publicHost string, viaNetwork bool, log *slog.Logger) *Supervisor {
+func NewSupervisor(eng *docker.Engine, images ImageResolver, locks Locker, ns tasks.Namespace, publicHost string, viaNetwork bool, log *slog.Logger) *Supervisor {
 	return &Supervisor{eng: eng, images: images, locks: locks, ns: ns, publicHost: publicHost, viaNetwork: viaNetwork, log: log}
 }
 
@@ -97,7 +98,7 @@ func volumeName(instance, network string) string {
 }
 
 // Remove removes a network's chain from the engine, with what was deployed on it.
-func Remove(ctx context.Context, eng *engine.Engine, network string) error {
+func Remove(ctx context.Context, eng *docker.Engine, network string) error {
 	if err := eng.RemoveContainer(ctx, containerName(eng.Instance(), network)); err != nil {
 		return err
 	}

@@ -12,10 +12,11 @@ import (
 	"github.com/deployer-dev/deployer/artifacts"
 	"github.com/deployer-dev/deployer/chains"
 	"github.com/deployer-dev/deployer/engine"
+	"github.com/deployer-dev/deployer/engine/docker"
 	"github.com/deployer-dev/deployer/foundry"
+	"github.com/deployer-dev/deployer/internal/redact"
 	"github.com/deployer-dev/deployer/pool"
 	"github.com/deployer-dev/deployer/projects"
-	"github.com/deployer-dev/deployer/internal/redact"
 	"github.com/deployer-dev/deployer/tasks"
 )
 
@@ -23,7 +24,7 @@ import (
 // mounted read-only), a read-only root, a non-root user, no capabilities, limits on
 // memory, CPU and processes, and a tmpfs work dir. It is leased from the pool.
 type box struct {
-	eng   *engine.Engine
+	eng   *docker.Engine
 	lease *pool.Lease
 	mem   int64
 	// broken says a command was interrupted (timeout, cancel, engine error): the
@@ -35,7 +36,7 @@ type box struct {
 
 // JobContainer is the container jobs of a network run in. Nothing in it names a job:
 // the pool hands the same container to the next job of the same kind.
-func JobContainer(eng *engine.Engine, cfg Config, network, imageID string, chain *chains.Chain) engine.ContainerSpec {
+func JobContainer(eng *docker.Engine, cfg Config, network, imageID string, chain *chains.Chain) engine.ContainerSpec {
 	return engine.ContainerSpec{
 		Image: imageID,
 		// The container idles while the job's commands run in it one after another.

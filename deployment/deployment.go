@@ -17,14 +17,14 @@ import (
 
 	"github.com/deployer-dev/deployer/artifacts"
 	"github.com/deployer-dev/deployer/chains"
-	"github.com/deployer-dev/deployer/engine"
+	"github.com/deployer-dev/deployer/engine/docker"
 	"github.com/deployer-dev/deployer/foundry"
-	"github.com/deployer-dev/deployer/jobs"
 	"github.com/deployer-dev/deployer/internal/lock"
+	"github.com/deployer-dev/deployer/internal/redact"
+	"github.com/deployer-dev/deployer/jobs"
 	"github.com/deployer-dev/deployer/networks"
 	"github.com/deployer-dev/deployer/pool"
 	"github.com/deployer-dev/deployer/projects"
-	"github.com/deployer-dev/deployer/internal/redact"
 	"github.com/deployer-dev/deployer/runner"
 	"github.com/deployer-dev/deployer/tasks"
 )
@@ -63,7 +63,7 @@ type Deployer struct {
 
 // Deps are the parts a Deployer drives.
 type Deps struct {
-	Engine    *engine.Engine
+	Engine    *docker.Engine
 	Images    *runner.Resolver
 	Chains    *chains.Supervisor
 	Pool      *pool.Pool

@@ -25,9 +25,9 @@ import (
 	"github.com/deployer-dev/deployer/api"
 	"github.com/deployer-dev/deployer/chains"
 	"github.com/deployer-dev/deployer/client"
+	"github.com/deployer-dev/deployer/internal/heartbeat"
 	"github.com/deployer-dev/deployer/internal/testenv"
 	"github.com/deployer-dev/deployer/jobs"
-	"github.com/deployer-dev/deployer/internal/heartbeat"
 	"github.com/deployer-dev/deployer/tasks"
 )
 

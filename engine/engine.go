@@ -1,15 +1,16 @@
-// Package engine is the one place that talks to the Docker engine. Everything it
-// creates carries the installation's labels, and it removes only what carries them:
-// another installation's resources, or anything made by hand, are never touched.
+// Package engine is the vocabulary of the Docker engine as deployer uses it: the
+// labels everything it creates carries, the roles of those resources, the specs of
+// containers, builds and commands, and the errors callers decide on. It holds no
+// client: engine/docker talks to the engine, and the packages that need a part of it
+// (the pool, the chains, the image cache, a deployment) name that part in an
+// interface of their own, so that their logic is tested without an engine.
 package engine
 
 import (
-	"context"
 	"errors"
-	"fmt"
-
-	cerrdefs "github.com/containerd/errdefs"
-	"github.com/docker/docker/client"
+	"io"
+	"maps"
+	"time"
 )
 
 // Labels every resource we create carries.
@@ -48,80 +49,101 @@ var (
 	ErrNotOurs = errors.New("not managed by this installation")
 )
 
-// Engine is a Docker engine, seen by one installation.
-type Engine struct {
-	cli      *client.Client
-	instance string
-	id       string
-	name     string
+// Mount is a named volume in a container.
+type Mount struct {
+	Volume   string
+	Target   string
+	ReadOnly bool
 }
 
-// New connects to the engine named by the environment (DOCKER_HOST, or the local
-// socket), negotiating the API version: the engine may be older than this client.
-func New(ctx context.Context, instance string) (*Engine, error) {
-	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
-	if err != nil {
-		return nil, fmt.Errorf("docker client: %w", err)
-	}
-	e := &Engine{cli: cli, instance: instance}
-	info, err := cli.Info(ctx)
-	if err != nil {
-		cli.Close()
-		return nil, e.wrap(err, "connect")
-	}
-	e.id, e.name = info.ID, info.Name
-	return e, nil
+// ContainerSpec describes a container. The zero value of a security field is the
+// safe one: callers opt out of nothing.
+type ContainerSpec struct {
+	Name    string
+	Image   string
+	Cmd     []string
+	Env     []string
+	User    string
+	WorkDir string
+	Labels  map[string]string
+
+	// Tmpfs mounts: path to options ("size=64m,uid=10001").
+	Tmpfs  map[string]string
+	Mounts []Mount
+	// Network is "none" or the name of one of our networks.
+	Network string
+	// Aliases are the container's names on Network.
+	Aliases []string
+	// Ports publishes container ports on 127.0.0.1: container port to host port,
+	// host port 0 for one the engine picks.
+	Ports map[int]int
+
+	Memory   int64
+	NanoCPUs int64
+	Pids     int64
+	// Init runs a reaper as PID 1, so that stray processes do not linger.
+	Init bool
+	// RestartUnlessStopped restarts the container if it dies (chains).
+	RestartUnlessStopped bool
 }
 
-// Close releases the client.
-func (e *Engine) Close() error { return e.cli.Close() }
-
-// ID identifies the engine; workers on one engine share its images and chains.
-func (e *Engine) ID() string { return e.id }
-
-// Name is the engine's host name.
-func (e *Engine) Name() string { return e.name }
-
-// Instance is the installation this engine view belongs to.
-func (e *Engine) Instance() string { return e.instance }
-
-// Ping says whether the engine answers.
-func (e *Engine) Ping(ctx context.Context) error {
-	_, err := e.cli.Ping(ctx)
-	return e.wrap(err, "ping")
+// Container is what we read of a container.
+type Container struct {
+	ID        string
+	Name      string
+	Image     string
+	Labels    map[string]string
+	User      string
+	Running   bool
+	State     string
+	OOMKilled bool
+	StartedAt time.Time
+	// HostPorts maps container ports to the host ports they are published on.
+	HostPorts map[int]int
+	Created   time.Time
 }
 
-// Labels returns our labels for a resource of the role, with extra ones.
-func (e *Engine) Labels(role string, extra map[string]string) map[string]string {
-	l := map[string]string{
-		LabelManagedBy: ManagedByValue,
-		LabelInstance:  e.instance,
-		LabelRole:      role,
-	}
-	for k, v := range extra {
-		l[k] = v
-	}
+// ExecSpec is a command run in a running container.
+type ExecSpec struct {
+	Cmd     []string
+	Env     []string
+	WorkDir string
+	User    string
+	// Stdin, when set, is copied to the command's standard input, then closed.
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+}
+
+// Image is an image on the engine.
+type Image struct {
+	ID      string
+	Tags    []string
+	Labels  map[string]string
+	Size    int64
+	Created time.Time
+}
+
+// BuildSpec is an image build.
+type BuildSpec struct {
+	// Context is a tar stream holding the Dockerfile.
+	Context   io.Reader
+	Tags      []string
+	BuildArgs map[string]string
+	Labels    map[string]string
+}
+
+// ErrInUse says a container uses the image.
+var ErrInUse = errors.New("image in use by a container")
+
+// Labels returns the labels of a resource of the installation: ours, with a role,
+// and extra.
+func Labels(instance, role string, extra map[string]string) map[string]string {
+	l := map[string]string{LabelManagedBy: ManagedByValue, LabelInstance: instance, LabelRole: role}
+	maps.Copy(l, extra)
 	return l
 }
 
-// Ours says whether labels are this installation's.
-func (e *Engine) Ours(labels map[string]string) bool {
-	return labels[LabelManagedBy] == ManagedByValue && labels[LabelInstance] == e.instance
-}
-
-// wrap turns engine errors into ours, keeping the original for the log.
-func (e *Engine) wrap(err error, op string) error {
-	switch {
-	case err == nil:
-		return nil
-	case client.IsErrConnectionFailed(err):
-		return fmt.Errorf("%s: %w: %v", op, ErrUnavailable, err)
-	case cerrdefs.IsNotFound(err):
-		return fmt.Errorf("%s: %w: %v", op, ErrNotFound, err)
-	case cerrdefs.IsConflict(err):
-		return fmt.Errorf("%s: %w: %v", op, ErrConflict, err)
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("%s: %w", op, err)
-	}
-	return fmt.Errorf("%s: %w", op, err)
+// Ours says whether labels are the installation's.
+func Ours(instance string, labels map[string]string) bool {
+	return labels[LabelManagedBy] == ManagedByValue && labels[LabelInstance] == instance
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/deployer-dev/deployer/engine"
+	"github.com/deployer-dev/deployer/engine/docker"
 	"github.com/deployer-dev/deployer/tasks"
 )
 
@@ -65,7 +66,7 @@ type member struct {
 
 // Pool is a worker's job containers on one engine.
 type Pool struct {
-	eng *engine.Engine
+	eng *docker.Engine
 	rdb redis.UniversalClient
 	ns  tasks.Namespace
 	cfg Config
@@ -94,7 +95,7 @@ type Pool struct {
 }
 
 // New returns an empty pool.
-func New(eng *engine.Engine, rdb redis.UniversalClient, ns tasks.Namespace, cfg Config, log *slog.Logger) *Pool {
+func New(eng *docker.Engine, rdb redis.UniversalClient, ns tasks.Namespace, cfg Config, log *slog.Logger) *Pool {
 	if cfg.MaxContainers <= 0 {
 		cfg.MaxContainers = 1
 	}

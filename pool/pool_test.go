@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/deployer-dev/deployer/engine"
+	"github.com/deployer-dev/deployer/engine/docker"
 	"github.com/deployer-dev/deployer/internal/testenv"
 	"github.com/deployer-dev/deployer/tasks"
 )
@@ -20,7 +21,7 @@ import (
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 type rig struct {
-	eng *engine.Engine
+	eng *docker.Engine
 	rdb *redis.Client
 	ns  tasks.Namespace
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/deployer-dev/deployer/cache"
 	"github.com/deployer-dev/deployer/engine"
+	"github.com/deployer-dev/deployer/engine/docker"
 	"github.com/deployer-dev/deployer/tasks"
 )
 
@@ -27,7 +28,7 @@ type Locker interface {
 // by a Redis lock. The engine is the truth and the Redis index its record: an entry
 // whose image is gone is rebuilt, and an image of ours without an entry is adopted.
 type Resolver struct {
-	eng     *engine.Engine
+	eng     *docker.Engine
 	def     *Image
 	index   *cache.Images
 	locks   Locker
@@ -39,7 +40,7 @@ type Resolver struct {
 
 // NewResolver returns the resolver of def on eng. With enabled false, every
 // resolution builds (the baseline the cache is measured against).
-func NewResolver(eng *engine.Engine, def *Image, index *cache.Images, locks Locker, ns tasks.Namespace, enabled bool, log *slog.Logger) *Resolver {
+func NewResolver(eng *docker.Engine, def *Image, index *cache.Images, locks Locker, ns tasks.Namespace, enabled bool, log *slog.Logger) *Resolver {
 	return &Resolver{eng: eng, def: def, index: index, locks: locks, ns: ns, enabled: enabled, log: log}
 }
 

@@ -18,8 +18,9 @@ import (
 
 	"github.com/deployer-dev/deployer/cache"
 	"github.com/deployer-dev/deployer/engine"
-	"github.com/deployer-dev/deployer/internal/testenv"
+	"github.com/deployer-dev/deployer/engine/docker"
 	"github.com/deployer-dev/deployer/internal/lock"
+	"github.com/deployer-dev/deployer/internal/testenv"
 	"github.com/deployer-dev/deployer/tasks"
 )
 
@@ -27,7 +28,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // rig is one test's installation: its engine view, its Redis index and locks.
 type rig struct {
-	eng   *engine.Engine
+	eng   *docker.Engine
 	mr    *miniredis.Miniredis
 	rdb   *redis.Client
 	index *cache.Images

@@ -17,7 +17,7 @@ import (
 	"github.com/deployer-dev/deployer/artifacts"
 	"github.com/deployer-dev/deployer/chains"
 	"github.com/deployer-dev/deployer/deployment"
-	"github.com/deployer-dev/deployer/engine"
+	"github.com/deployer-dev/deployer/engine/docker"
 	"github.com/deployer-dev/deployer/internal/fanout"
 	"github.com/deployer-dev/deployer/internal/heartbeat"
 	"github.com/deployer-dev/deployer/internal/redact"
@@ -39,7 +39,7 @@ type Config struct {
 
 // Deps are the parts a worker drives.
 type Deps struct {
-	Engine    *engine.Engine
+	Engine    *docker.Engine
 	Jobs      *jobs.Store
 	Beats     *heartbeat.Store
 	Deployer  *deployment.Deployer
@@ -59,7 +59,7 @@ type Worker struct {
 	// admin serves the worker's own queue apart from deployments, so that a
 	// cleanup or a clear never waits for a deployment's slot.
 	admin    *asynq.Server
-	eng      *engine.Engine
+	eng      *docker.Engine
 	jobs     *jobs.Store
 	beats    *heartbeat.Store
 	deployer *deployment.Deployer

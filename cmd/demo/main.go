@@ -24,6 +24,7 @@ import (
 	"github.com/deployer-dev/deployer/chains"
 	"github.com/deployer-dev/deployer/client"
 	"github.com/deployer-dev/deployer/engine"
+	"github.com/deployer-dev/deployer/engine/docker"
 	"github.com/deployer-dev/deployer/jobs"
 )
 
@@ -48,7 +49,7 @@ func run(ctx context.Context, bin, addr, project, logFile string, keep bool) err
 	} else {
 		ln.Close()
 	}
-	eng, err := engine.New(ctx, "default")
+	eng, err := docker.New(ctx, "default")
 	if err != nil {
 		return fmt.Errorf("docker engine: %w (make setup starts one)", err)
 	}
@@ -232,7 +233,7 @@ func printSideBySide(js []api.Job) {
 
 // removeChains removes the chains the demo started (there were none before it), so
 // it leaves no container running. Only our labelled containers are touched.
-func removeChains(eng *engine.Engine) {
+func removeChains(eng *docker.Engine) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cs, err := eng.ListContainers(ctx, map[string]string{engine.LabelRole: engine.RoleChain})

@@ -16,7 +16,7 @@ import (
 	"github.com/deployer-dev/deployer/cache"
 	"github.com/deployer-dev/deployer/chains"
 	"github.com/deployer-dev/deployer/deployment"
-	"github.com/deployer-dev/deployer/engine"
+	"github.com/deployer-dev/deployer/engine/docker"
 	"github.com/deployer-dev/deployer/internal/config"
 	"github.com/deployer-dev/deployer/internal/heartbeat"
 	"github.com/deployer-dev/deployer/internal/localredis"
@@ -154,7 +154,7 @@ func runRoles(ctx context.Context, cfg config.Config, log *slog.Logger, roles ro
 // newWorker connects to this host's engine and wires a worker.
 func newWorker(ctx context.Context, cfg config.Config, rdb *redis.Client, redisOpt asynq.RedisConnOpt,
 	ns tasks.Namespace, nets networks.Set, log *slog.Logger) (*worker.Worker, func(), error) {
-	eng, err := engine.New(ctx, cfg.Instance)
+	eng, err := docker.New(ctx, cfg.Instance)
 	if err != nil {
 		return nil, nil, fmt.Errorf("worker: %w", err)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/deployer-dev/deployer/engine"
+	"github.com/deployer-dev/deployer/engine/docker"
 )
 
 // Missing skips the test, or fails it under CI=true, where a missing dependency is
@@ -64,11 +65,11 @@ func Instance(prefix string) string {
 }
 
 // RequireEngine returns an engine for the instance, or skips (fails under CI).
-func RequireEngine(t testing.TB, instance string) *engine.Engine {
+func RequireEngine(t testing.TB, instance string) *docker.Engine {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	eng, err := engine.New(ctx, instance)
+	eng, err := docker.New(ctx, instance)
 	if err != nil {
 		Missing(t, "Docker engine: %v", err)
 	}

@@ -1,4 +1,4 @@
-package engine
+package docker
 
 import (
 	"bufio"
@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"regexp"
 	"strings"
 	"time"
@@ -16,38 +15,22 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
+
+	"github.com/deployer-dev/deployer/engine"
 )
 
-// Image is an image on the engine.
-type Image struct {
-	ID      string
-	Tags    []string
-	Labels  map[string]string
-	Size    int64
-	Created time.Time
-}
-
 // InspectImage finds an image by reference or id.
-func (e *Engine) InspectImage(ctx context.Context, ref string) (Image, error) {
+func (e *Engine) InspectImage(ctx context.Context, ref string) (engine.Image, error) {
 	r, err := e.cli.ImageInspect(ctx, ref)
 	if err != nil {
-		return Image{}, e.wrap(err, "inspect image "+ref)
+		return engine.Image{}, e.wrap(err, "inspect image "+ref)
 	}
-	img := Image{ID: r.ID, Tags: r.RepoTags, Size: r.Size}
+	img := engine.Image{ID: r.ID, Tags: r.RepoTags, Size: r.Size}
 	if r.Config != nil {
 		img.Labels = r.Config.Labels
 	}
 	img.Created, _ = time.Parse(time.RFC3339Nano, r.Created)
 	return img, nil
-}
-
-// BuildSpec is an image build.
-type BuildSpec struct {
-	// Context is a tar stream holding the Dockerfile.
-	Context   io.Reader
-	Tags      []string
-	BuildArgs map[string]string
-	Labels    map[string]string
 }
 
 // stepRE finds the image a build step made (" ---> 1a2b3c4d5e6f").
@@ -58,7 +41,7 @@ const buildTail = 15
 
 // Build builds an image with no network, and returns its id. A failed build's error
 // quotes the build's last lines.
-func (e *Engine) Build(ctx context.Context, spec BuildSpec) (string, error) {
+func (e *Engine) Build(ctx context.Context, spec engine.BuildSpec) (string, error) {
 	args := make(map[string]*string, len(spec.BuildArgs))
 	for k, v := range spec.BuildArgs {
 		args[k] = &v
@@ -158,7 +141,7 @@ func (e *Engine) Untag(ctx context.Context, tag string) error {
 		return err
 	}
 	if !e.Ours(img.Labels) {
-		return fmt.Errorf("untag %s: %w", tag, ErrNotOurs)
+		return fmt.Errorf("untag %s: %w", tag, engine.ErrNotOurs)
 	}
 	_, err = e.cli.ImageRemove(ctx, tag, image.RemoveOptions{Force: true, PruneChildren: true})
 	if cerrdefs.IsNotFound(err) {
@@ -168,25 +151,22 @@ func (e *Engine) Untag(ctx context.Context, tag string) error {
 }
 
 // ListImages lists this installation's images of the role.
-func (e *Engine) ListImages(ctx context.Context, role string) ([]Image, error) {
+func (e *Engine) ListImages(ctx context.Context, role string) ([]engine.Image, error) {
 	f := filters.NewArgs(
-		filters.Arg("label", LabelManagedBy+"="+ManagedByValue),
-		filters.Arg("label", LabelInstance+"="+e.instance),
-		filters.Arg("label", LabelRole+"="+role),
+		filters.Arg("label", engine.LabelManagedBy+"="+engine.ManagedByValue),
+		filters.Arg("label", engine.LabelInstance+"="+e.instance),
+		filters.Arg("label", engine.LabelRole+"="+role),
 	)
 	list, err := e.cli.ImageList(ctx, image.ListOptions{Filters: f})
 	if err != nil {
 		return nil, e.wrap(err, "list images")
 	}
-	out := make([]Image, 0, len(list))
+	out := make([]engine.Image, 0, len(list))
 	for _, s := range list {
-		out = append(out, Image{ID: s.ID, Tags: s.RepoTags, Labels: s.Labels, Size: s.Size, Created: time.Unix(s.Created, 0)})
+		out = append(out, engine.Image{ID: s.ID, Tags: s.RepoTags, Labels: s.Labels, Size: s.Size, Created: time.Unix(s.Created, 0)})
 	}
 	return out, nil
 }
-
-// ErrInUse says a container uses the image.
-var ErrInUse = errors.New("image in use by a container")
 
 // RemoveImage removes one of our images with all its tags. It refuses an image
 // without our labels, and one any container (running or not) uses.
@@ -196,14 +176,14 @@ func (e *Engine) RemoveImage(ctx context.Context, id string) error {
 		return err
 	}
 	if !e.Ours(img.Labels) {
-		return fmt.Errorf("remove image %s: %w", id, ErrNotOurs)
+		return fmt.Errorf("remove image %s: %w", id, engine.ErrNotOurs)
 	}
 	users, err := e.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("ancestor", img.ID))})
 	if err != nil {
 		return e.wrap(err, "remove image "+id)
 	}
 	if len(users) > 0 {
-		return fmt.Errorf("remove image %s: %w (%s)", id, ErrInUse, users[0].ID[:12])
+		return fmt.Errorf("remove image %s: %w (%s)", id, engine.ErrInUse, users[0].ID[:12])
 	}
 	// Untag one tag at a time, without force: the engine still refuses if a
 	// container appeared meanwhile.

@@ -1,4 +1,4 @@
-package engine
+package docker
 
 import (
 	"context"
@@ -7,16 +7,18 @@ import (
 
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
+
+	"github.com/deployer-dev/deployer/engine"
 )
 
-func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
+func isNotFound(err error) bool { return errors.Is(err, engine.ErrNotFound) }
 
 // EnsureNetwork makes sure one of our bridge networks exists with the name.
 func (e *Engine) EnsureNetwork(ctx context.Context, name string, labels map[string]string) error {
 	n, err := e.cli.NetworkInspect(ctx, name, network.InspectOptions{})
 	if err == nil {
 		if !e.Ours(n.Labels) {
-			return fmt.Errorf("network %s: %w", name, ErrNotOurs)
+			return fmt.Errorf("network %s: %w", name, engine.ErrNotOurs)
 		}
 		return nil
 	}
@@ -25,7 +27,7 @@ func (e *Engine) EnsureNetwork(ctx context.Context, name string, labels map[stri
 	}
 	_, err = e.cli.NetworkCreate(ctx, name, network.CreateOptions{Driver: "bridge", Labels: labels})
 	if err != nil {
-		if werr := e.wrap(err, ""); errors.Is(werr, ErrConflict) {
+		if werr := e.wrap(err, ""); errors.Is(werr, engine.ErrConflict) {
 			return nil // another worker made it meanwhile
 		}
 		return e.wrap(err, "create network "+name)
@@ -38,7 +40,7 @@ func (e *Engine) EnsureVolume(ctx context.Context, name string, labels map[strin
 	v, err := e.cli.VolumeInspect(ctx, name)
 	if err == nil {
 		if !e.Ours(v.Labels) {
-			return fmt.Errorf("volume %s: %w", name, ErrNotOurs)
+			return fmt.Errorf("volume %s: %w", name, engine.ErrNotOurs)
 		}
 		return nil
 	}
@@ -60,7 +62,7 @@ func (e *Engine) RemoveVolume(ctx context.Context, name string) error {
 		return e.wrap(err, "inspect volume "+name)
 	}
 	if !e.Ours(v.Labels) {
-		return fmt.Errorf("volume %s: %w", name, ErrNotOurs)
+		return fmt.Errorf("volume %s: %w", name, engine.ErrNotOurs)
 	}
 	return e.wrap(e.cli.VolumeRemove(ctx, name, false), "remove volume "+name)
 }

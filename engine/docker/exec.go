@@ -1,4 +1,4 @@
-package engine
+package docker
 
 import (
 	"context"
@@ -8,22 +8,13 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/pkg/stdcopy"
-)
 
-// ExecSpec is a command run in a running container.
-type ExecSpec struct {
-	Cmd     []string
-	Env     []string
-	WorkDir string
-	User    string
-	// Stdin, when set, is copied to the command's standard input, then closed.
-	Stdin          io.Reader
-	Stdout, Stderr io.Writer
-}
+	"github.com/deployer-dev/deployer/engine"
+)
 
 // Exec runs a command in a container and returns its exit code. When ctx ends first
 // it returns ctx's error; the command may still run: the caller kills the container.
-func (e *Engine) Exec(ctx context.Context, containerID string, spec ExecSpec) (int, error) {
+func (e *Engine) Exec(ctx context.Context, containerID string, spec engine.ExecSpec) (int, error) {
 	created, err := e.cli.ContainerExecCreate(ctx, containerID, container.ExecOptions{
 		Cmd:          spec.Cmd,
 		Env:          spec.Env,

@@ -1,4 +1,4 @@
-package engine
+package docker
 
 import (
 	"context"
@@ -11,49 +11,13 @@ import (
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/go-connections/nat"
+
+	"github.com/deployer-dev/deployer/engine"
 )
 
-// Mount is a named volume in a container.
-type Mount struct {
-	Volume   string
-	Target   string
-	ReadOnly bool
-}
-
-// ContainerSpec describes a container. The zero value of a security field is the
-// safe one: callers opt out of nothing.
-type ContainerSpec struct {
-	Name    string
-	Image   string
-	Cmd     []string
-	Env     []string
-	User    string
-	WorkDir string
-	Labels  map[string]string
-
-	// Tmpfs mounts: path to options ("size=64m,uid=10001").
-	Tmpfs  map[string]string
-	Mounts []Mount
-	// Network is "none" or the name of one of our networks.
-	Network string
-	// Aliases are the container's names on Network.
-	Aliases []string
-	// Ports publishes container ports on 127.0.0.1: container port to host port,
-	// host port 0 for one the engine picks.
-	Ports map[int]int
-
-	Memory   int64
-	NanoCPUs int64
-	Pids     int64
-	// Init runs a reaper as PID 1, so that stray processes do not linger.
-	Init bool
-	// RestartUnlessStopped restarts the container if it dies (chains).
-	RestartUnlessStopped bool
-}
-
 // CreateContainer creates and starts a container, read-only, with no capabilities and
-// no way to gain privileges. It returns ErrConflict if the name is taken.
-func (e *Engine) CreateContainer(ctx context.Context, spec ContainerSpec) (string, error) {
+// no way to gain privileges. It returns engine.ErrConflict if the name is taken.
+func (e *Engine) CreateContainer(ctx context.Context, spec engine.ContainerSpec) (string, error) {
 	cfg := &container.Config{
 		Image:        spec.Image,
 		Cmd:          spec.Cmd,
@@ -115,29 +79,13 @@ func (e *Engine) CreateContainer(ctx context.Context, spec ContainerSpec) (strin
 	return resp.ID, nil
 }
 
-// Container is what we read of a container.
-type Container struct {
-	ID        string
-	Name      string
-	Image     string
-	Labels    map[string]string
-	User      string
-	Running   bool
-	State     string
-	OOMKilled bool
-	StartedAt time.Time
-	// HostPorts maps container ports to the host ports they are published on.
-	HostPorts map[int]int
-	Created   time.Time
-}
-
 // InspectContainer reads a container by name or id.
-func (e *Engine) InspectContainer(ctx context.Context, ref string) (Container, error) {
+func (e *Engine) InspectContainer(ctx context.Context, ref string) (engine.Container, error) {
 	r, err := e.cli.ContainerInspect(ctx, ref)
 	if err != nil {
-		return Container{}, e.wrap(err, "inspect container "+ref)
+		return engine.Container{}, e.wrap(err, "inspect container "+ref)
 	}
-	c := Container{ID: r.ID, Name: r.Name, Image: r.Image, HostPorts: map[int]int{}}
+	c := engine.Container{ID: r.ID, Name: r.Name, Image: r.Image, HostPorts: map[int]int{}}
 	if r.Config != nil {
 		c.Labels, c.User = r.Config.Labels, r.Config.User
 	}
@@ -160,10 +108,10 @@ func (e *Engine) InspectContainer(ctx context.Context, ref string) (Container, e
 
 // ListContainers lists this installation's containers (running or not) whose labels
 // match all of match.
-func (e *Engine) ListContainers(ctx context.Context, match map[string]string) ([]Container, error) {
+func (e *Engine) ListContainers(ctx context.Context, match map[string]string) ([]engine.Container, error) {
 	f := filters.NewArgs(
-		filters.Arg("label", LabelManagedBy+"="+ManagedByValue),
-		filters.Arg("label", LabelInstance+"="+e.instance),
+		filters.Arg("label", engine.LabelManagedBy+"="+engine.ManagedByValue),
+		filters.Arg("label", engine.LabelInstance+"="+e.instance),
 	)
 	for k, v := range match {
 		f.Add("label", k+"="+v)
@@ -172,9 +120,9 @@ func (e *Engine) ListContainers(ctx context.Context, match map[string]string) ([
 	if err != nil {
 		return nil, e.wrap(err, "list containers")
 	}
-	out := make([]Container, 0, len(list))
+	out := make([]engine.Container, 0, len(list))
 	for _, s := range list {
-		c := Container{ID: s.ID, Image: s.ImageID, Labels: s.Labels, Running: s.State == "running", State: s.State,
+		c := engine.Container{ID: s.ID, Image: s.ImageID, Labels: s.Labels, Running: s.State == "running", State: s.State,
 			Created: time.Unix(s.Created, 0), HostPorts: map[int]int{}}
 		if len(s.Names) > 0 {
 			c.Name = s.Names[0]
@@ -200,7 +148,7 @@ func (e *Engine) RemoveContainer(ctx context.Context, ref string) error {
 		return err
 	}
 	if !e.Ours(c.Labels) {
-		return fmt.Errorf("remove container %s: %w", ref, ErrNotOurs)
+		return fmt.Errorf("remove container %s: %w", ref, engine.ErrNotOurs)
 	}
 	err = e.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
 	if err != nil && !isNotFound(e.wrap(err, "")) {
