@@ -13,10 +13,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/deployer-dev/deployer/cache/imagecache"
 	"github.com/deployer-dev/deployer/engine"
 	"github.com/deployer-dev/deployer/engine/docker"
 	"github.com/deployer-dev/deployer/networks"
-	"github.com/deployer-dev/deployer/runner"
 	"github.com/deployer-dev/deployer/tasks"
 )
 
@@ -34,7 +34,7 @@ const AnvilSender = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
 
 // ImageResolver gives the runner image anvil runs in.
 type ImageResolver interface {
-	Resolve(ctx context.Context) (runner.Resolved, error)
+	Resolve(ctx context.Context) (imagecache.Resolved, error)
 }
 
 // Locker serializes chain starts across the workers of an engine.
@@ -124,7 +124,7 @@ func (s *Supervisor) Ensure(ctx context.Context, n networks.Network) (*Chain, er
 	} else if ctx.Err() != nil {
 		return nil, err
 	}
-	_, unlock, err := s.locks.Lock(ctx, s.ns.Key("lock", "chain", s.eng.ID(), n.Name))
+	_, unlock, err := s.locks.Lock(ctx, s.ns.ChainLock(s.eng.ID(), n.Name))
 	if err != nil {
 		return nil, err
 	}

@@ -9,7 +9,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/deployer-dev/deployer/artifacts"
+	"github.com/deployer-dev/deployer/cache/compilecache"
 	"github.com/deployer-dev/deployer/chains"
 	"github.com/deployer-dev/deployer/engine"
 	"github.com/deployer-dev/deployer/engine/docker"
@@ -84,7 +84,7 @@ func (b *box) copyProject(ctx context.Context, dir string, toml []byte, lim proj
 	}
 	if cached != nil {
 		opts.Extra = func(add func(h *tar.Header, body io.Reader) error) error {
-			return artifacts.Each(cached, func(h *tar.Header, body io.Reader) error {
+			return compilecache.Each(cached, func(h *tar.Header, body io.Reader) error {
 				return add(&tar.Header{Typeflag: h.Typeflag, Name: h.Name, Size: h.Size, Mode: 0o644 | int64(h.FileInfo().Mode()&0o111), ModTime: h.ModTime}, body)
 			})
 		}
@@ -119,7 +119,7 @@ func (b *box) compile(ctx context.Context, out *output) error {
 }
 
 // saveArtifacts streams the compiled output out of the container into the store.
-func (b *box) saveArtifacts(ctx context.Context, store *artifacts.Store, key string, took time.Duration) error {
+func (b *box) saveArtifacts(ctx context.Context, store *compilecache.Store, key string, took time.Duration) error {
 	pr, pw := io.Pipe()
 	var stderr bytes.Buffer
 	done := make(chan error, 1)
@@ -129,7 +129,7 @@ func (b *box) saveArtifacts(ctx context.Context, store *artifacts.Store, key str
 		pr.CloseWithError(errors.Join(err, io.ErrClosedPipe))
 		done <- err
 	}()
-	code, err := b.exec(ctx, append([]string{"tar", "-cz", "-C", projectDir}, artifacts.Paths...), nil, pw, &stderr)
+	code, err := b.exec(ctx, append([]string{"tar", "-cz", "-C", projectDir}, compilecache.Paths...), nil, pw, &stderr)
 	if err == nil && code != 0 {
 		err = fmt.Errorf("tar exited %d: %s", code, lastLine(stderr.String()))
 	}

@@ -5,8 +5,6 @@ package deployment
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,7 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/deployer-dev/deployer/artifacts"
+	"github.com/deployer-dev/deployer/cache/compilecache"
+	"github.com/deployer-dev/deployer/cache/imagecache"
 	"github.com/deployer-dev/deployer/chains"
 	"github.com/deployer-dev/deployer/engine/docker"
 	"github.com/deployer-dev/deployer/foundry"
@@ -25,7 +24,6 @@ import (
 	"github.com/deployer-dev/deployer/networks"
 	"github.com/deployer-dev/deployer/pool"
 	"github.com/deployer-dev/deployer/projects"
-	"github.com/deployer-dev/deployer/runner"
 	"github.com/deployer-dev/deployer/tasks"
 )
 
@@ -64,10 +62,10 @@ type Deployer struct {
 // Deps are the parts a Deployer drives.
 type Deps struct {
 	Engine    *docker.Engine
-	Images    *runner.Resolver
+	Images    *imagecache.Resolver
 	Chains    *chains.Supervisor
 	Pool      *pool.Pool
-	Artifacts *artifacts.Store
+	Compiles  *compilecache.Store
 	Projects  *projects.Store
 	Networks  networks.Set
 	Locks     Locker
@@ -144,7 +142,7 @@ func (d *Deployer) run(ctx context.Context, p tasks.Deploy, rep Reporter, log *s
 	defer proj.cleanup()
 
 	t := time.Now()
-	var img runner.Resolved
+	var img imagecache.Resolved
 	err = step("resolving runner image", tasks.ImageStepLimit, func(ctx context.Context) (err error) {
 		img, err = d.Images.Resolve(ctx)
 		return err
@@ -167,13 +165,13 @@ func (d *Deployer) run(ctx context.Context, p tasks.Deploy, rep Reporter, log *s
 	// A compile cache hit travels into the container with the project.
 	var cached []byte
 	var compileKey string
-	if d.Artifacts.Enabled() {
+	if d.Compiles.Enabled() {
 		t = time.Now()
 		err = step("looking up compile cache", tasks.ProjectStepLimit, func(ctx context.Context) (err error) {
 			if compileKey, err = d.compileKey(proj.dir, proj.conf.TOML, img.Key); err != nil {
 				return asUserError(err)
 			}
-			cached, r.Cache.CompileHit = d.Artifacts.Lookup(ctx, compileKey)
+			cached, r.Cache.CompileHit = d.Compiles.Lookup(ctx, compileKey)
 			return nil
 		})
 		r.Timings.Compile = time.Since(t).Milliseconds()
@@ -213,7 +211,7 @@ func (d *Deployer) run(ctx context.Context, p tasks.Deploy, rep Reporter, log *s
 			if compileKey != "" {
 				// Taken before any of the project's code runs (the script comes next),
 				// so what is stored is the compiler's output and nothing else.
-				if err := box.saveArtifacts(ctx, d.Artifacts, compileKey, time.Since(t)); err != nil {
+				if err := box.saveArtifacts(ctx, d.Compiles, compileKey, time.Since(t)); err != nil {
 					log.Warn("compile cache: artifacts not stored", "error", err)
 				}
 			}
@@ -232,7 +230,7 @@ func (d *Deployer) run(ctx context.Context, p tasks.Deploy, rep Reporter, log *s
 	// from the chain, so two runs at once would collide. The wait is the service's,
 	// not the user's.
 	wait := tasks.SenderWait(d.cfg.Timeout)
-	held, unlock, err := d.Locks.LockWait(ctx, d.Namespace.Key("lock", "sender", d.Engine.ID(), net.Name, chains.AnvilSender), wait)
+	held, unlock, err := d.Locks.LockWait(ctx, d.Namespace.SenderLock(d.Engine.ID(), net.Name, chains.AnvilSender), wait)
 	if errors.Is(err, lock.ErrWaitTimeout) {
 		return &TimeoutError{Step: "waiting for other deployments to " + net.Name, Limit: wait}
 	}
@@ -306,17 +304,13 @@ func (d *Deployer) prepare(ctx context.Context, p tasks.Deploy, rep Reporter) (*
 	return proj, err
 }
 
-// compileKey names what a compilation of the project makes: the project's content
-// as the job sees it (with the sanitized foundry.toml), the runner image (forge, the
-// compiler and its stand-in) and the build command.
+// compileKey names what a compilation of the project makes.
 func (d *Deployer) compileKey(dir string, toml []byte, imageKey string) (string, error) {
 	content, err := projects.ContentHash(dir, d.cfg.Limits, map[string][]byte{"foundry.toml": toml})
 	if err != nil {
 		return "", err
 	}
-	h := sha256.New()
-	fmt.Fprintf(h, "compile v1\ncontent %s\nimage %s\ncommand %q\n", content, imageKey, foundry.BuildCommand())
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return compilecache.Key(content, imageKey, foundry.BuildCommand()), nil
 }
 
 // materialize returns a directory holding the project, and a function that removes

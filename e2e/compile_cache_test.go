@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/deployer-dev/deployer/api"
-	"github.com/deployer-dev/deployer/artifacts"
+	"github.com/deployer-dev/deployer/cache/compilecache"
 	"github.com/deployer-dev/deployer/internal/testenv"
 	"github.com/deployer-dev/deployer/producer"
 )
@@ -78,7 +78,7 @@ func TestCompileCache(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = artifacts.Each(data, func(h *tar.Header, _ io.Reader) error {
+		err = compilecache.Each(data, func(h *tar.Header, _ io.Reader) error {
 			if strings.HasPrefix(h.Name, "cache/") && h.Name != "cache/solidity-files-cache.json" && h.Name != "cache/" {
 				t.Errorf("%s stores %s", filepath.Base(f), h.Name)
 			}

@@ -113,7 +113,7 @@ func TestMaliciousArchiveIsRefused(t *testing.T) {
 	// a job for it directly.
 	ctx := context.Background()
 	sum := projects.Sum(archive)
-	if err := s.rdb.Set(ctx, s.ns.Key("project", sum), archive, time.Hour).Err(); err != nil {
+	if err := s.rdb.Set(ctx, s.ns.ProjectKey(sum), archive, time.Hour).Err(); err != nil {
 		t.Fatal(err)
 	}
 	id := fmt.Sprintf("%024x", time.Now().UnixNano())

@@ -119,9 +119,9 @@ func NewStore(rdb redis.UniversalClient, ns tasks.Namespace, retention time.Dura
 	return &Store{rdb: rdb, ns: ns, retention: retention}
 }
 
-func (s *Store) key(id string) string     { return s.ns.Key("job", id) }
-func (s *Store) logsKey(id string) string { return s.ns.Key("job", id, "logs") }
-func (s *Store) recentKey() string        { return s.ns.Key("jobs", "recent") }
+func (s *Store) key(id string) string     { return s.ns.JobKey(id) }
+func (s *Store) logsKey(id string) string { return s.ns.JobLogsKey(id) }
+func (s *Store) recentKey() string        { return s.ns.RecentJobsKey() }
 
 // recentMax bounds the index of recent jobs the dashboard lists.
 const recentMax = 1000
@@ -285,7 +285,7 @@ func (s *Store) Finish(ctx context.Context, id string, o Outcome, at time.Time) 
 	return nil
 }
 
-func (s *Store) outcomesKey() string { return s.ns.Key("stats", "outcomes") }
+func (s *Store) outcomesKey() string { return s.ns.OutcomesKey() }
 
 // Outcomes counts finished jobs by network and status.
 func (s *Store) Outcomes(ctx context.Context) (map[string]map[Status]int64, error) {

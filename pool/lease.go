@@ -24,7 +24,7 @@ const (
 	leaseFields = 3
 )
 
-func (p *Pool) leaseKey(id string) string { return p.ns.Key("lease", id) }
+func (p *Pool) leaseKey(id string) string { return p.ns.LeaseKey(id) }
 
 // setLease records who holds a container and in which state.
 func (p *Pool) setLease(ctx context.Context, m *member, state, job string) {

@@ -12,7 +12,8 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/labstack/echo/v4"
 
-	"github.com/deployer-dev/deployer/cache"
+	"github.com/deployer-dev/deployer/cache/compilecache"
+	"github.com/deployer-dev/deployer/cache/imagecache"
 	"github.com/deployer-dev/deployer/dashboard"
 	"github.com/deployer-dev/deployer/internal/fanout"
 	"github.com/deployer-dev/deployer/tasks"
@@ -45,7 +46,7 @@ type EngineCache struct {
 
 // CacheImage is one cached image with its ages.
 type CacheImage struct {
-	cache.Image
+	imagecache.Entry
 	AgeSeconds  int64 `json:"age_seconds"`
 	IdleSeconds int64 `json:"idle_seconds"`
 }
@@ -59,7 +60,7 @@ func (a *API) imageCacheStatus(c echo.Context) error {
 }
 
 func (a *API) imageCache(ctx context.Context) (ImageCacheStatus, error) {
-	engines, err := a.images.Engines(ctx)
+	engines, err := a.imageIndex.Owners(ctx)
 	if err != nil {
 		return ImageCacheStatus{}, err
 	}
@@ -79,11 +80,11 @@ func (a *API) imageCache(ctx context.Context) (ImageCacheStatus, error) {
 	out := ImageCacheStatus{CacheEnabled: a.cfg.ImageCacheEnabled, MaxAgeSeconds: int64(a.cfg.ImageCacheMaxAge.Seconds()),
 		CachedImageTags: []string{}, Engines: []EngineCache{}}
 	for _, id := range engines {
-		imgs, err := a.images.List(ctx, id)
+		imgs, err := a.imageIndex.List(ctx, id)
 		if err != nil {
 			return out, err
 		}
-		st, err := a.images.Stats(ctx, id)
+		st, err := a.imageIndex.Stats(ctx, id)
 		if err != nil {
 			return out, err
 		}
@@ -96,7 +97,7 @@ func (a *API) imageCache(ctx context.Context) (ImageCacheStatus, error) {
 			e.HitRate = float64(st.Hits) / float64(n)
 		}
 		for _, img := range imgs {
-			e.Images = append(e.Images, CacheImage{Image: img,
+			e.Images = append(e.Images, CacheImage{Entry: img,
 				AgeSeconds: int64(now.Sub(img.BuiltAt).Seconds()), IdleSeconds: int64(now.Sub(img.LastUsed).Seconds())})
 			latest, _, _ := strings.Cut(img.Tag, ":")
 			if latest += ":latest"; !contains(out.CachedImageTags, latest) {
@@ -164,13 +165,13 @@ type ClearResponse struct {
 // imageCacheClear empties the image cache of every engine and its index.
 func (a *API) imageCacheClear(c echo.Context) error {
 	return a.clear(c, tasks.TypeImageClear, a.fanout.Send, "Cleared all image cache", "image cache",
-		a.images.Engines, a.images.DeleteEngine)
+		a.imageIndex.Owners, a.imageIndex.DeleteOwner)
 }
 
 // compileCacheClear empties every worker's compile cache store and its index.
 func (a *API) compileCacheClear(c echo.Context) error {
 	return a.clear(c, tasks.TypeCompileClear, a.fanout.SendAll, "Cleared all foundry cache", "foundry cache",
-		a.compilations.Stores, a.compilations.DeleteStore)
+		a.compileIndex.Owners, a.compileIndex.DeleteOwner)
 }
 
 // clear sends a clear everywhere, waits for the answers, and forgets the index
@@ -239,11 +240,11 @@ type CompileCacheStatus struct {
 
 // StoreCache is one artifact store's part of the compile cache.
 type StoreCache struct {
-	StoreID   string              `json:"store_id"`
-	Hits      int64               `json:"hits"`
-	Misses    int64               `json:"misses"`
-	SizeBytes int64               `json:"size_bytes"`
-	Entries   []cache.Compilation `json:"entries"`
+	StoreID   string               `json:"store_id"`
+	Hits      int64                `json:"hits"`
+	Misses    int64                `json:"misses"`
+	SizeBytes int64                `json:"size_bytes"`
+	Entries   []compilecache.Entry `json:"entries"`
 }
 
 func (a *API) compileCacheStatus(c echo.Context) error {
@@ -255,24 +256,24 @@ func (a *API) compileCacheStatus(c echo.Context) error {
 }
 
 func (a *API) compileCache(ctx context.Context) (CompileCacheStatus, error) {
-	stores, err := a.compilations.Stores(ctx)
+	stores, err := a.compileIndex.Owners(ctx)
 	if err != nil {
 		return CompileCacheStatus{}, err
 	}
-	out := CompileCacheStatus{CacheEnabled: a.cfg.FoundryCacheEnabled, CacheTTLSeconds: int64(a.cfg.FoundryCacheTTL.Seconds()), Stores: []StoreCache{}}
+	out := CompileCacheStatus{CacheEnabled: a.cfg.CompileCacheEnabled, CacheTTLSeconds: int64(a.cfg.CompileCacheTTL.Seconds()), Stores: []StoreCache{}}
 	for _, id := range stores {
-		entries, err := a.compilations.List(ctx, id)
+		entries, err := a.compileIndex.List(ctx, id)
 		if err != nil {
 			return out, err
 		}
-		st, err := a.compilations.Stats(ctx, id)
+		st, err := a.compileIndex.Stats(ctx, id)
 		if err != nil {
 			return out, err
 		}
-		sc := StoreCache{StoreID: id, Hits: st.Hits, Misses: st.Misses, Entries: []cache.Compilation{}}
+		sc := StoreCache{StoreID: id, Hits: st.Hits, Misses: st.Misses, Entries: []compilecache.Entry{}}
 		for _, e := range entries {
 			// Past its TTL an entry is gone, whether or not an expiry ran yet.
-			if time.Since(e.LastUsed) > a.cfg.FoundryCacheTTL {
+			if time.Since(e.LastUsed) > a.cfg.CompileCacheTTL {
 				continue
 			}
 			sc.Entries = append(sc.Entries, e)

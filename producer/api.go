@@ -17,7 +17,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/deployer-dev/deployer/api"
-	"github.com/deployer-dev/deployer/cache"
+	"github.com/deployer-dev/deployer/cache/compilecache"
+	"github.com/deployer-dev/deployer/cache/imagecache"
 	"github.com/deployer-dev/deployer/dashboard"
 	"github.com/deployer-dev/deployer/internal/fanout"
 	"github.com/deployer-dev/deployer/internal/heartbeat"
@@ -44,8 +45,8 @@ type Config struct {
 	ImageCacheEnabled bool
 	ImageCacheMaxAge  time.Duration
 
-	FoundryCacheEnabled bool
-	FoundryCacheTTL     time.Duration
+	CompileCacheEnabled bool
+	CompileCacheTTL     time.Duration
 }
 
 // API serves the HTTP API.
@@ -58,8 +59,8 @@ type API struct {
 	jobs         *jobs.Store
 	projects     *projects.Store
 	beats        *heartbeat.Store
-	images       *cache.Images
-	compilations *cache.Compilations
+	imageIndex   *imagecache.Index
+	compileIndex *compilecache.Index
 	fanout       *fanout.Fanout
 	networks     networks.Set
 	redact       *redact.Redactor
@@ -80,8 +81,8 @@ func New(cfg Config, rdb redis.UniversalClient, redisOpt asynq.RedisConnOpt, ns 
 		jobs:         jobs.NewStore(rdb, ns, cfg.JobRetention),
 		projects:     projects.NewStore(rdb, ns, cfg.ProjectTTL),
 		beats:        heartbeat.New(rdb, ns),
-		images:       cache.NewImages(rdb, ns),
-		compilations: cache.NewCompilations(rdb, ns),
+		imageIndex:   imagecache.NewIndex(rdb, ns),
+		compileIndex: compilecache.NewIndex(rdb, ns),
 		networks:     nets,
 		redact:       redact.New(nets.Secrets()...),
 		redisOpt:     redisOpt,

@@ -337,7 +337,7 @@ func TestUploadThenDeploy(t *testing.T) {
 	if up.ProjectID != "sha256:"+sum || up.PathURL != "project://"+sum {
 		t.Fatalf("upload answered %+v, want id of sha256 %s", up, sum)
 	}
-	if ttl := f.mr.TTL(f.ns.Key("project", sum)); ttl != 24*time.Hour {
+	if ttl := f.mr.TTL(f.ns.ProjectKey(sum)); ttl != 24*time.Hour {
 		t.Errorf("stored project TTL %v, want 24h", ttl)
 	}
 	code, body = f.deploy(`{"path_url": "` + up.PathURL + `", "framework": "foundry"}`)

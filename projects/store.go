@@ -57,7 +57,7 @@ func ParseUploadURL(s string) (string, bool, error) {
 	return id, true, nil
 }
 
-func (s *Store) key(sum string) string { return s.ns.Key("project", sum) }
+func (s *Store) key(sum string) string { return s.ns.ProjectKey(sum) }
 
 // Put stores an archive and returns its id.
 func (s *Store) Put(ctx context.Context, archive []byte) (string, error) {

@@ -76,7 +76,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 // fire enqueues one run, once per period whichever scheduler gets there first.
 func (s *Scheduler) fire(ctx context.Context, e Entry, sched cron.Schedule, now time.Time) {
 	slot, period := Period(sched, now)
-	id := fmt.Sprintf("%s:%s:%d", tasks.TypeMaintenanceRun, e.Kind, slot.Unix())
+	id := tasks.MaintenanceRunID(e.Kind, slot.Unix())
 	task, err := tasks.NewMaintenance(tasks.TypeMaintenanceRun, tasks.Maintenance{Kind: e.Kind, RequestedAt: now})
 	if err != nil {
 		s.log.Error("maintenance run not enqueued", "maintenance", e.Kind, "error", err)

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -22,27 +21,6 @@ const DeployVersion = 1
 
 // ErrPayloadVersion says a payload was written by a release this one cannot read.
 var ErrPayloadVersion = errors.New("unsupported payload version")
-
-// Namespace names the Redis keys and asynq queues of one installation, so that two
-// installations on one Redis never see each other's state.
-type Namespace struct {
-	Instance string
-}
-
-// Key is a Redis key of this installation.
-func (n Namespace) Key(parts ...string) string {
-	return "deployer:" + n.Instance + ":" + strings.Join(parts, ":")
-}
-
-// DeployQueue is the shared queue of deployments.
-func (n Namespace) DeployQueue() string { return n.Instance + ":deploy" }
-
-// MaintenanceQueue is the shared queue of periodic maintenance.
-func (n Namespace) MaintenanceQueue() string { return n.Instance + ":maintenance" }
-
-// WorkerQueue is the queue only the named worker listens on, for work that must reach
-// one engine (cleanup, cache clear, stats).
-func (n Namespace) WorkerQueue(workerID string) string { return n.Instance + ":worker:" + workerID }
 
 // ProjectRef says where a job's project comes from.
 type ProjectRef struct {

@@ -50,10 +50,10 @@ func (w *Worker) adminMux() *asynq.ServeMux {
 		return w.images.Clear(ctx)
 	})
 	handle(tasks.TypeCompileExpire, "compile cache expiry", slog.LevelInfo, func(ctx context.Context, _ tasks.Maintenance) (any, error) {
-		return w.store.Expire(ctx)
+		return w.compiles.Expire(ctx)
 	})
 	handle(tasks.TypeCompileClear, "compile cache clear", slog.LevelInfo, func(ctx context.Context, _ tasks.Maintenance) (any, error) {
-		return w.store.Clear(ctx)
+		return w.compiles.Clear(ctx)
 	})
 	handle(tasks.TypeContainerStats, "container stats", slog.LevelDebug, func(ctx context.Context, _ tasks.Maintenance) (any, error) {
 		return w.inventory(ctx)

@@ -14,7 +14,8 @@ import (
 
 	"github.com/hibiken/asynq"
 
-	"github.com/deployer-dev/deployer/artifacts"
+	"github.com/deployer-dev/deployer/cache/compilecache"
+	"github.com/deployer-dev/deployer/cache/imagecache"
 	"github.com/deployer-dev/deployer/chains"
 	"github.com/deployer-dev/deployer/deployment"
 	"github.com/deployer-dev/deployer/engine/docker"
@@ -24,7 +25,6 @@ import (
 	"github.com/deployer-dev/deployer/jobs"
 	"github.com/deployer-dev/deployer/networks"
 	"github.com/deployer-dev/deployer/pool"
-	"github.com/deployer-dev/deployer/runner"
 	"github.com/deployer-dev/deployer/tasks"
 )
 
@@ -39,16 +39,16 @@ type Config struct {
 
 // Deps are the parts a worker drives.
 type Deps struct {
-	Engine    *docker.Engine
-	Jobs      *jobs.Store
-	Beats     *heartbeat.Store
-	Deployer  *deployment.Deployer
-	Images    *runner.Resolver
-	Pool      *pool.Pool
-	Artifacts *artifacts.Store
-	Chains    *chains.Supervisor
-	Networks  networks.Set
-	Redact    *redact.Redactor
+	Engine   *docker.Engine
+	Jobs     *jobs.Store
+	Beats    *heartbeat.Store
+	Deployer *deployment.Deployer
+	Images   *imagecache.Resolver
+	Pool     *pool.Pool
+	Compiles *compilecache.Store
+	Chains   *chains.Supervisor
+	Networks networks.Set
+	Redact   *redact.Redactor
 }
 
 // Worker is one worker process's share of the work.
@@ -63,9 +63,9 @@ type Worker struct {
 	jobs     *jobs.Store
 	beats    *heartbeat.Store
 	deployer *deployment.Deployer
-	images   *runner.Resolver
+	images   *imagecache.Resolver
 	pool     *pool.Pool
-	store    *artifacts.Store
+	compiles *compilecache.Store
 	chains   *chains.Supervisor
 	networks networks.Set
 	redact   *redact.Redactor
@@ -84,7 +84,7 @@ type Worker struct {
 // New returns a worker. It does not start until Run.
 func New(cfg Config, redisOpt asynq.RedisConnOpt, ns tasks.Namespace, d Deps, log *slog.Logger) *Worker {
 	w := &Worker{cfg: cfg, ns: ns, eng: d.Engine, jobs: d.Jobs, beats: d.Beats, deployer: d.Deployer,
-		images: d.Images, pool: d.Pool, store: d.Artifacts, chains: d.Chains, networks: d.Networks, redact: d.Redact, log: log.With("worker_id", cfg.ID)}
+		images: d.Images, pool: d.Pool, compiles: d.Compiles, chains: d.Chains, networks: d.Networks, redact: d.Redact, log: log.With("worker_id", cfg.ID)}
 	w.client, w.inspector = asynq.NewClient(redisOpt), asynq.NewInspector(redisOpt)
 	w.fanout = fanout.New(w.client, w.inspector, d.Beats)
 	w.admin = asynq.NewServer(redisOpt, asynq.Config{

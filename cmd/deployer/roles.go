@@ -12,8 +12,8 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/deployer-dev/deployer/artifacts"
-	"github.com/deployer-dev/deployer/cache"
+	"github.com/deployer-dev/deployer/cache/compilecache"
+	"github.com/deployer-dev/deployer/cache/imagecache"
 	"github.com/deployer-dev/deployer/chains"
 	"github.com/deployer-dev/deployer/deployment"
 	"github.com/deployer-dev/deployer/engine/docker"
@@ -122,8 +122,8 @@ func runRoles(ctx context.Context, cfg config.Config, log *slog.Logger, roles ro
 			ImageCacheEnabled: cfg.ImageCacheEnabled,
 			ImageCacheMaxAge:  cfg.ImageCacheMaxAge.D(),
 
-			FoundryCacheEnabled: cfg.FoundryCacheEnabled,
-			FoundryCacheTTL:     cfg.FoundryCacheTTL.D(),
+			CompileCacheEnabled: cfg.CompileCacheEnabled,
+			CompileCacheTTL:     cfg.CompileCacheTTL.D(),
 		}, rdb, redisOpt, ns, nets, log.With("component", "api"))
 		if err != nil {
 			ln.Close()
@@ -169,10 +169,10 @@ func newWorker(ctx context.Context, cfg config.Config, rdb *redis.Client, redisO
 	}
 	log = log.With("component", "worker")
 	locks := lock.New(rdb, 30*time.Second)
-	images := runner.NewResolver(eng, def, cache.NewImages(rdb, ns), locks, ns, cfg.ImageCacheEnabled, log)
+	images := imagecache.NewResolver(eng, def, imagecache.NewIndex(rdb, ns), locks, ns, cfg.ImageCacheEnabled, log)
 	red := redact.New(nets.Secrets()...)
 	containers := pool.New(eng, rdb, ns, pool.Config{
-		Enabled:             cfg.ContainerReuse,
+		Enabled:             cfg.PoolEnabled,
 		MaxIdlePerKey:       cfg.PoolMaxIdlePerKey,
 		MaxContainers:       cfg.PoolMaxContainers,
 		IdleTimeout:         cfg.PoolIdleTimeout.D(),
@@ -180,7 +180,7 @@ func newWorker(ctx context.Context, cfg config.Config, rdb *redis.Client, redisO
 		WorkerID:            id,
 	}, log)
 	sup := chains.NewSupervisor(eng, images, locks, ns, cfg.PublicHost, cfg.ChainRPCVia == "network", log)
-	store, err := artifacts.Open(cfg.FoundryCacheDir, cache.NewCompilations(rdb, ns), cfg.FoundryCacheTTL.D(), cfg.FoundryCacheEnabled, log)
+	compiles, err := compilecache.Open(cfg.CompileCacheDir, compilecache.NewIndex(rdb, ns), cfg.CompileCacheTTL.D(), cfg.CompileCacheEnabled, log)
 	if err != nil {
 		eng.Close()
 		return nil, nil, fmt.Errorf("worker: %w", err)
@@ -190,7 +190,7 @@ func newWorker(ctx context.Context, cfg config.Config, rdb *redis.Client, redisO
 		Images:    images,
 		Chains:    sup,
 		Pool:      containers,
-		Artifacts: store,
+		Compiles:  compiles,
 		Projects:  projects.NewStore(rdb, ns, projectTTL),
 		Networks:  nets,
 		Locks:     locks,
@@ -211,16 +211,16 @@ func newWorker(ctx context.Context, cfg config.Config, rdb *redis.Client, redisO
 		ShutdownTimeout: cfg.ShutdownTimeout.D(),
 		ImageMaxAge:     cfg.ImageCacheMaxAge.D(),
 	}, redisOpt, ns, worker.Deps{
-		Engine:    eng,
-		Jobs:      jobs.NewStore(rdb, ns, cfg.JobRetention.D()),
-		Beats:     heartbeat.New(rdb, ns),
-		Deployer:  dep,
-		Images:    images,
-		Pool:      containers,
-		Artifacts: store,
-		Chains:    sup,
-		Networks:  nets,
-		Redact:    red,
+		Engine:   eng,
+		Jobs:     jobs.NewStore(rdb, ns, cfg.JobRetention.D()),
+		Beats:    heartbeat.New(rdb, ns),
+		Deployer: dep,
+		Images:   images,
+		Pool:     containers,
+		Compiles: compiles,
+		Chains:   sup,
+		Networks: nets,
+		Redact:   red,
 	}, log)
 	return w, func() { eng.Close() }, nil
 }

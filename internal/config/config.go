@@ -47,21 +47,24 @@ type Config struct {
 	BaseImage    string `envconfig:"BASE_IMAGE" default:"deployer-base:bookworm"`
 	ToolchainDir string `envconfig:"TOOLCHAIN_DIR" default:".toolchain"`
 
-	// The runner image cache: images unused this long are removed.
+	// The image cache (of runner images): images unused this long are removed. Its
+	// age limit's public name predates the cache's.
 	ImageCacheEnabled bool     `envconfig:"IMAGE_CACHE_ENABLED" default:"true"`
 	ImageCacheMaxAge  Duration `envconfig:"CONTAINER_CACHE_MAX_AGE" default:"24h"`
 
-	// The warm pool of job containers, per worker.
-	ContainerReuse    bool     `envconfig:"CONTAINER_REUSE_ENABLED" default:"true"`
+	// The warm pool of job containers, per worker; CONTAINER_REUSE_ENABLED is its
+	// public name.
+	PoolEnabled       bool     `envconfig:"CONTAINER_REUSE_ENABLED" default:"true"`
 	PoolMaxIdlePerKey int      `envconfig:"POOL_MAX_IDLE_PER_KEY" default:"2"`
 	PoolMaxContainers int      `envconfig:"POOL_MAX_CONTAINERS" default:"8"`
 	PoolIdleTimeout   Duration `envconfig:"POOL_IDLE_TIMEOUT" default:"10m"`
 	PoolMaxJobsPerCtr int      `envconfig:"POOL_MAX_JOBS_PER_CONTAINER" default:"50"`
 
-	// The compile cache: artifacts on the worker's host, indexed in Redis.
-	FoundryCacheEnabled bool     `envconfig:"FOUNDRY_CACHE_ENABLED" default:"true"`
-	FoundryCacheTTL     Duration `envconfig:"FOUNDRY_CACHE_TTL" default:"3600"`
-	FoundryCacheDir     string   `envconfig:"FOUNDRY_CACHE_DIR"`
+	// The compile cache: compiled artifacts on the worker's host, indexed in Redis.
+	// FOUNDRY_CACHE_* are its public names, from when Foundry was the only framework.
+	CompileCacheEnabled bool     `envconfig:"FOUNDRY_CACHE_ENABLED" default:"true"`
+	CompileCacheTTL     Duration `envconfig:"FOUNDRY_CACHE_TTL" default:"3600"`
+	CompileCacheDir     string   `envconfig:"FOUNDRY_CACHE_DIR"`
 
 	LogLevel string `envconfig:"LOG_LEVEL" default:"info"`
 
@@ -97,12 +100,12 @@ func Load() (Config, error) {
 		}
 		c.ProjectsRoot = wd
 	}
-	if c.FoundryCacheDir == "" {
+	if c.CompileCacheDir == "" {
 		dir, err := os.UserCacheDir()
 		if err != nil {
 			return Config{}, fmt.Errorf("config: FOUNDRY_CACHE_DIR unset and no cache directory: %w", err)
 		}
-		c.FoundryCacheDir = filepath.Join(dir, "deployer", c.Instance, "foundry")
+		c.CompileCacheDir = filepath.Join(dir, "deployer", c.Instance, "foundry")
 	}
 	if err := c.validate(); err != nil {
 		return Config{}, fmt.Errorf("config: %w", err)

@@ -42,8 +42,8 @@ func New(rdb redis.UniversalClient, ns tasks.Namespace) *Store {
 	return &Store{rdb: rdb, ns: ns}
 }
 
-func (r *Store) setKey() string             { return r.ns.Key("workers") }
-func (r *Store) workerKey(id string) string { return r.ns.Key("worker", id) }
+func (r *Store) setKey() string             { return r.ns.WorkersKey() }
+func (r *Store) workerKey(id string) string { return r.ns.WorkerKey(id) }
 
 // Beat records a heartbeat that lives for ttl.
 func (r *Store) Beat(ctx context.Context, w Worker, ttl time.Duration) error {

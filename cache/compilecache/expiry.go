@@ -1,4 +1,4 @@
-package artifacts
+package compilecache
 
 import (
 	"context"
@@ -7,26 +7,25 @@ import (
 	"strings"
 	"time"
 
-	"github.com/deployer-dev/deployer/cache"
 	"github.com/deployer-dev/deployer/tasks"
 )
 
 // Expire removes the entries unused for the store's TTL, files left without an entry
 // (the index lost them), and entries whose file is gone.
 func (s *Store) Expire(ctx context.Context) (tasks.ArtifactReport, error) {
-	return s.sweep(ctx, func(c cache.Compilation) bool { return time.Since(c.LastUsed) > s.ttl })
+	return s.sweep(ctx, func(c Entry) bool { return time.Since(c.LastUsed) > s.ttl })
 }
 
 // Clear removes every entry of the store.
 func (s *Store) Clear(ctx context.Context) (tasks.ArtifactReport, error) {
-	rep, err := s.sweep(ctx, func(cache.Compilation) bool { return true })
+	rep, err := s.sweep(ctx, func(Entry) bool { return true })
 	if err != nil {
 		return rep, err
 	}
-	return rep, s.index.DeleteStore(ctx, s.id)
+	return rep, s.index.DeleteOwner(ctx, s.id)
 }
 
-func (s *Store) sweep(ctx context.Context, drop func(cache.Compilation) bool) (tasks.ArtifactReport, error) {
+func (s *Store) sweep(ctx context.Context, drop func(Entry) bool) (tasks.ArtifactReport, error) {
 	rep := tasks.ArtifactReport{StoreID: s.id, Removed: []string{}}
 	entries, err := s.index.List(ctx, s.id)
 	if err != nil {

@@ -1,11 +1,10 @@
-package runner
+package imagecache
 
 import (
 	"context"
 	"errors"
 	"time"
 
-	"github.com/deployer-dev/deployer/cache"
 	"github.com/deployer-dev/deployer/engine"
 	"github.com/deployer-dev/deployer/tasks"
 )
@@ -42,7 +41,7 @@ func (r *Resolver) Expire(ctx context.Context, maxAge time.Duration) (tasks.Imag
 		// Without the record of last use nothing can be judged old.
 		return rep, err
 	}
-	byKey := make(map[string]cache.Image, len(entries))
+	byKey := make(map[string]Entry, len(entries))
 	for _, e := range entries {
 		byKey[e.Key] = e
 	}
@@ -60,7 +59,7 @@ func (r *Resolver) Expire(ctx context.Context, maxAge time.Duration) (tasks.Imag
 			continue
 		case !indexed && tagged(img):
 			// Ours, tagged, and not in the index: adopted, with a full period to live.
-			r.put(ctx, cache.Image{Key: key, Tag: name(img), ImageID: img.ID, Framework: img.Labels[engine.LabelFramework],
+			r.put(ctx, Entry{Key: key, Tag: name(img), ImageID: img.ID, Framework: img.Labels[engine.LabelFramework],
 				EngineID: r.eng.ID(), BuiltAt: img.Created, Size: img.Size, Adopted: true, LastUsed: now})
 			rep.Adopted = append(rep.Adopted, name(img))
 			current[key] = true
@@ -129,7 +128,7 @@ func (r *Resolver) Clear(ctx context.Context) (tasks.ImageReport, error) {
 			}
 		}
 	}
-	if err := r.index.DeleteEngine(ctx, r.eng.ID()); err != nil {
+	if err := r.index.DeleteOwner(ctx, r.eng.ID()); err != nil {
 		return rep, err
 	}
 	return rep, nil

@@ -1,4 +1,4 @@
-package artifacts
+package compilecache
 
 import (
 	"archive/tar"
@@ -16,18 +16,17 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/deployer-dev/deployer/cache"
 	"github.com/deployer-dev/deployer/tasks"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-func newStore(t *testing.T) (*Store, *cache.Compilations, *miniredis.Miniredis, string) {
+func newStore(t *testing.T) (*Store, *Index, *miniredis.Miniredis, string) {
 	t.Helper()
 	mr := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	t.Cleanup(func() { rdb.Close() })
-	index := cache.NewCompilations(rdb, tasks.Namespace{Instance: "unit"})
+	index := NewIndex(rdb, tasks.Namespace{Instance: "unit"})
 	dir := t.TempDir()
 	s, err := Open(dir, index, time.Hour, true, quiet)
 	if err != nil {

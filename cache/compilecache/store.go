@@ -1,10 +1,13 @@
-// Package artifacts is the compile cache's store on a worker's host: the compiled
-// output of a project (forge's out/ and cache/solidity-files-cache.json), kept per
-// content key so that a later job of the same project compiles nothing. The files
-// live in a directory no container mounts, so no job can write into the store;
-// Redis indexes them (cache.Compilations). Workers that share the directory share
-// the store; a worker on another host, lacking the files, misses and stores its own.
-package artifacts
+// Package compilecache is the compile cache: the compiled output of a project
+// (forge's out/ and cache/solidity-files-cache.json), kept per content key (Key) so
+// that a later job of the same project compiles nothing. The files live in a store,
+// a directory on the worker's host that no container mounts, so no job can write
+// into it; Redis indexes them (Index). Workers that share the directory share the
+// store; a worker on another host, lacking the files, misses and stores its own.
+//
+// Its public names are FOUNDRY_CACHE_* and /admin/server/foundry-cache/*, from when
+// Foundry was the only framework; its task types are cache:compile:*.
+package compilecache
 
 import (
 	"archive/tar"
@@ -40,22 +43,22 @@ var Paths = []string{"out", "cache/solidity-files-cache.json"}
 type Store struct {
 	dir     string
 	id      string
-	index   *cache.Compilations
+	index   *Index
 	ttl     time.Duration
 	enabled bool
 	log     *slog.Logger
 }
 
 // Open opens (making it if needed) the store in dir.
-func Open(dir string, index *cache.Compilations, ttl time.Duration, enabled bool, log *slog.Logger) (*Store, error) {
+func Open(dir string, index *Index, ttl time.Duration, enabled bool, log *slog.Logger) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("artifact store: %w", err)
+		return nil, fmt.Errorf("compile cache store: %w", err)
 	}
 	id, err := storeID(dir)
 	if err != nil {
 		return nil, err
 	}
-	return &Store{dir: dir, id: id, index: index, ttl: ttl, enabled: enabled, log: log.With("component", "artifacts")}, nil
+	return &Store{dir: dir, id: id, index: index, ttl: ttl, enabled: enabled, log: log.With("component", "compilecache")}, nil
 }
 
 // storeID reads the directory's id, making one the first time.
@@ -70,17 +73,17 @@ func storeID(dir string) (string, error) {
 	id := sanitize(host) + "-" + hex.EncodeToString(buf)
 	tmp := p + ".tmp" + hex.EncodeToString(buf)
 	if err := os.WriteFile(tmp, []byte(id+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("artifact store: %w", err)
+		return "", fmt.Errorf("compile cache store: %w", err)
 	}
 	// Two workers opening a new directory at once agree on the first id written.
 	if err := os.Link(tmp, p); err != nil && !errors.Is(err, os.ErrExist) {
 		os.Remove(tmp)
-		return "", fmt.Errorf("artifact store: %w", err)
+		return "", fmt.Errorf("compile cache store: %w", err)
 	}
 	os.Remove(tmp)
 	b, err := os.ReadFile(p)
 	if err != nil {
-		return "", fmt.Errorf("artifact store: %w", err)
+		return "", fmt.Errorf("compile cache store: %w", err)
 	}
 	return string(bytes.TrimSpace(b)), nil
 }
@@ -176,8 +179,8 @@ func (s *Store) Save(ctx context.Context, key string, r io.Reader, compile time.
 	}
 	sum := sha256.Sum256(data)
 	now := time.Now()
-	return s.index.Put(ctx, cache.Compilation{Key: key, StoreID: s.id, Size: int64(len(data)),
-		SHA256: hex.EncodeToString(sum[:]), CreatedAt: now, CompileMS: compile.Milliseconds(), LastUsed: now})
+	return s.index.Put(ctx, s.id, key, Entry{Key: key, StoreID: s.id, Size: int64(len(data)),
+		SHA256: hex.EncodeToString(sum[:]), CreatedAt: now, CompileMS: compile.Milliseconds(), LastUsed: now}, now)
 }
 
 // Each calls fn with every entry of stored artifacts, refusing anything outside

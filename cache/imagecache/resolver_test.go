@@ -1,4 +1,4 @@
-package runner
+package imagecache
 
 import (
 	"context"
@@ -21,6 +21,7 @@ import (
 	"github.com/deployer-dev/deployer/engine/docker"
 	"github.com/deployer-dev/deployer/internal/lock"
 	"github.com/deployer-dev/deployer/internal/testenv"
+	"github.com/deployer-dev/deployer/runner"
 	"github.com/deployer-dev/deployer/tasks"
 )
 
@@ -31,10 +32,10 @@ type rig struct {
 	eng   *docker.Engine
 	mr    *miniredis.Miniredis
 	rdb   *redis.Client
-	index *cache.Images
+	index *Index
 	locks *lock.Locker
 	ns    tasks.Namespace
-	def   *Image
+	def   *runner.Image
 }
 
 func newRig(t testing.TB) *rig {
@@ -45,12 +46,12 @@ func newRig(t testing.TB) *rig {
 	mr := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	t.Cleanup(func() { rdb.Close() })
-	def, err := NewFoundry(testenv.Toolchain(), testenv.BaseImage)
+	def, err := runner.NewFoundry(testenv.Toolchain(), testenv.BaseImage)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ns := tasks.Namespace{Instance: instance}
-	return &rig{eng: eng, mr: mr, rdb: rdb, index: cache.NewImages(rdb, ns), locks: lock.New(rdb, 10*time.Second), ns: ns, def: def}
+	return &rig{eng: eng, mr: mr, rdb: rdb, index: NewIndex(rdb, ns), locks: lock.New(rdb, 10*time.Second), ns: ns, def: def}
 }
 
 // resolver is one process's resolver (its own single flight) on the rig.
@@ -113,11 +114,11 @@ func TestResolveBuildsOnceThenHits(t *testing.T) {
 		t.Fatal(err)
 	}
 	if entry.ImageID != first.ID || entry.Tag != first.Tag || entry.Size <= 0 || entry.BuildMS <= 0 ||
-		entry.BuiltAt.IsZero() || entry.LastUsed.Before(entry.BuiltAt) || entry.EngineID != r.eng.ID() || entry.Framework != Foundry {
+		entry.BuiltAt.IsZero() || entry.LastUsed.Before(entry.BuiltAt) || entry.EngineID != r.eng.ID() || entry.Framework != runner.Foundry {
 		t.Errorf("index entry %+v", entry)
 	}
 	// A new process hashes the context again and finds the same key.
-	other, err := NewFoundry(testenv.Toolchain(), testenv.BaseImage)
+	other, err := runner.NewFoundry(testenv.Toolchain(), testenv.BaseImage)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +188,7 @@ func TestRemovedImageIsRebuiltAndUnindexedAdopted(t *testing.T) {
 		t.Errorf("index names %s, engine has %s", e.ImageID, again.ID)
 	}
 	// The index loses its entries: the image on the engine is adopted, not rebuilt.
-	if err := r.index.DeleteEngine(ctx, r.eng.ID()); err != nil {
+	if err := r.index.DeleteOwner(ctx, r.eng.ID()); err != nil {
 		t.Fatal(err)
 	}
 	adopted, err := res.Resolve(ctx)
@@ -366,7 +367,7 @@ func TestFailedBuildIsRetried(t *testing.T) {
 	write("bin/anvil", "#!/bin/sh\necho anvil 0\n", 0o755)
 	write("bin/cast", "#!/bin/sh\necho cast 0\n", 0o755)
 	write("solc/node_modules/solc/index.js", "module.exports = { version: () => '0.8.30+commit.fake' };\n", 0o644)
-	def, err := NewFoundry(dir, testenv.BaseImage)
+	def, err := runner.NewFoundry(dir, testenv.BaseImage)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -394,7 +395,7 @@ func TestFailedBuildIsRetried(t *testing.T) {
 		}
 	}
 	write("bin/forge", "#!/bin/sh\necho forge 0\n", 0o755)
-	def, err = NewFoundry(dir, testenv.BaseImage)
+	def, err = runner.NewFoundry(dir, testenv.BaseImage)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,11 @@
-package runner
+package imagecache
 
 import (
 	"archive/tar"
 	"io"
 )
 
+// tarOf writes a tar stream of the files.
 func tarOf(w io.Writer, files map[string]string) error {
 	tw := tar.NewWriter(w)
 	for name, body := range files {

@@ -1,4 +1,14 @@
-package runner
+// Package imagecache is the image cache: it gives a deployment the runner image of
+// its framework on its engine, built once and reused. An image is named by a content
+// key (runner defines what goes into it); a missing one is built once however many
+// ask, in a process by a single flight and across processes by a Redis lock. Redis
+// indexes the images per engine (Index) with their last use, which the expiry reads:
+// an image unused for its age limit is removed, never one a container uses, never
+// the base image, never another installation's. The engine stays the truth.
+//
+// Its public names are IMAGE_CACHE_ENABLED, CONTAINER_CACHE_MAX_AGE and
+// /admin/server/cache/*; its task types are cache:images:*.
+package imagecache
 
 import (
 	"context"
@@ -13,7 +23,7 @@ import (
 
 	"github.com/deployer-dev/deployer/cache"
 	"github.com/deployer-dev/deployer/engine"
-	"github.com/deployer-dev/deployer/engine/docker"
+	"github.com/deployer-dev/deployer/runner"
 	"github.com/deployer-dev/deployer/tasks"
 )
 
@@ -22,15 +32,26 @@ type Locker interface {
 	Lock(ctx context.Context, key string) (context.Context, func(), error)
 }
 
+// Engine is what the image cache needs of a Docker engine (engine/docker's).
+type Engine interface {
+	ID() string
+	Instance() string
+	InspectImage(ctx context.Context, ref string) (engine.Image, error)
+	ListImages(ctx context.Context, role string) ([]engine.Image, error)
+	Build(ctx context.Context, spec engine.BuildSpec) (string, error)
+	Untag(ctx context.Context, tag string) error
+	RemoveImage(ctx context.Context, id string) error
+}
+
 // Resolver gives the runner image of one definition on one engine: the one built from
 // the current definition when the engine has it, a build when it does not. Concurrent
 // first requests share one build: in a process by a single flight, across processes
 // by a Redis lock. The engine is the truth and the Redis index its record: an entry
 // whose image is gone is rebuilt, and an image of ours without an entry is adopted.
 type Resolver struct {
-	eng     *docker.Engine
-	def     *Image
-	index   *cache.Images
+	eng     Engine
+	def     *runner.Image
+	index   *Index
 	locks   Locker
 	ns      tasks.Namespace
 	enabled bool
@@ -40,7 +61,7 @@ type Resolver struct {
 
 // NewResolver returns the resolver of def on eng. With enabled false, every
 // resolution builds (the baseline the cache is measured against).
-func NewResolver(eng *docker.Engine, def *Image, index *cache.Images, locks Locker, ns tasks.Namespace, enabled bool, log *slog.Logger) *Resolver {
+func NewResolver(eng Engine, def *runner.Image, index *Index, locks Locker, ns tasks.Namespace, enabled bool, log *slog.Logger) *Resolver {
 	return &Resolver{eng: eng, def: def, index: index, locks: locks, ns: ns, enabled: enabled, log: log}
 }
 
@@ -116,14 +137,14 @@ func (r *Resolver) lookup(ctx context.Context, key, tag string) (engine.Image, b
 	if err != nil {
 		return engine.Image{}, false, err
 	}
-	return img, r.eng.Ours(img.Labels) && img.Labels[engine.LabelImageKey] == key, nil
+	return img, engine.Ours(r.eng.Instance(), img.Labels) && img.Labels[engine.LabelImageKey] == key, nil
 }
 
 // buildOnce builds under the engine's lock for the key, unless another process built
 // the image while this one waited for the lock.
 func (r *Resolver) buildOnce(ctx context.Context, key, tag string) (string, error) {
 	if r.enabled {
-		lockKey := r.ns.Key("lock", "image-build", r.eng.ID(), key)
+		lockKey := r.ns.ImageBuildLock(r.eng.ID(), key)
 		if _, unlock, err := r.locks.Lock(ctx, lockKey); err != nil {
 			r.log.Warn("image build lock unavailable; building without it", "tag", tag, "error", err)
 		} else {
@@ -146,7 +167,7 @@ func (r *Resolver) buildOnce(ctx context.Context, key, tag string) (string, erro
 		Context:   pr,
 		Tags:      []string{tag, r.def.Repository(r.eng.Instance()) + ":latest"},
 		BuildArgs: r.def.BuildArgs(),
-		Labels: r.eng.Labels(engine.RoleRunnerImage, map[string]string{
+		Labels: engine.Labels(r.eng.Instance(), engine.RoleRunnerImage, map[string]string{
 			engine.LabelImageKey:  key,
 			engine.LabelFramework: r.def.Framework,
 		}),
@@ -163,7 +184,7 @@ func (r *Resolver) buildOnce(ctx context.Context, key, tag string) (string, erro
 		return "", err
 	}
 	now := time.Now()
-	r.put(ctx, cache.Image{Key: key, Tag: tag, ImageID: img.ID, Framework: r.def.Framework, EngineID: r.eng.ID(),
+	r.put(ctx, Entry{Key: key, Tag: tag, ImageID: img.ID, Framework: r.def.Framework, EngineID: r.eng.ID(),
 		BuiltAt: now, BuildMS: took.Milliseconds(), Size: img.Size, LastUsed: now})
 	return img.ID, nil
 }
@@ -182,15 +203,15 @@ func (r *Resolver) recordUse(ctx context.Context, key, tag string, img engine.Im
 			r.warnIndex(err)
 		}
 	case err == nil || errors.Is(err, cache.ErrNoEntry):
-		r.put(ctx, cache.Image{Key: key, Tag: tag, ImageID: img.ID, Framework: r.def.Framework, EngineID: r.eng.ID(),
+		r.put(ctx, Entry{Key: key, Tag: tag, ImageID: img.ID, Framework: r.def.Framework, EngineID: r.eng.ID(),
 			BuiltAt: img.Created, Size: img.Size, Adopted: true, LastUsed: now})
 	default:
 		r.warnIndex(err)
 	}
 }
 
-func (r *Resolver) put(ctx context.Context, img cache.Image) {
-	if err := r.index.Put(ctx, img); err != nil {
+func (r *Resolver) put(ctx context.Context, img Entry) {
+	if err := r.index.Put(ctx, img.EngineID, img.Key, img, img.LastUsed); err != nil {
 		r.warnIndex(err)
 	}
 }

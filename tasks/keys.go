@@ -1,0 +1,104 @@
+package tasks
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Every Redis key and asynq queue of an installation is named here, and only here.
+// The strings are a contract with running installations: a release that changed one
+// would lose the state an older release wrote (keys_test.go holds them byte for byte).
+
+// Namespace names the Redis keys and asynq queues of one installation, so that two
+// installations on one Redis never see each other's state.
+type Namespace struct {
+	Instance string
+}
+
+func (n Namespace) key(parts ...string) string {
+	return "deployer:" + n.Instance + ":" + strings.Join(parts, ":")
+}
+
+// DeployQueue is the shared queue of deployments.
+func (n Namespace) DeployQueue() string { return n.Instance + ":deploy" }
+
+// MaintenanceQueue is the shared queue of periodic maintenance.
+func (n Namespace) MaintenanceQueue() string { return n.Instance + ":maintenance" }
+
+// WorkerQueue is the queue only the named worker listens on, for work that must reach
+// one engine (cleanup, cache clear, stats).
+func (n Namespace) WorkerQueue(workerID string) string { return n.Instance + ":worker:" + workerID }
+
+// MaintenanceRunID is the asynq task id of a scheduled run of a kind of maintenance
+// in the period starting at unix seconds: every scheduler names a period alike, so
+// asynq refuses the second copy.
+func MaintenanceRunID(kind string, periodStart int64) string {
+	return fmt.Sprintf("%s:%s:%d", TypeMaintenanceRun, kind, periodStart)
+}
+
+// JobKey is a job's record (a hash).
+func (n Namespace) JobKey(id string) string { return n.key("job", id) }
+
+// JobLogsKey is a job's output.
+func (n Namespace) JobLogsKey(id string) string { return n.key("job", id, "logs") }
+
+// RecentJobsKey indexes jobs by creation time, for the dashboard.
+func (n Namespace) RecentJobsKey() string { return n.key("jobs", "recent") }
+
+// OutcomesKey counts finished jobs by network and status.
+func (n Namespace) OutcomesKey() string { return n.key("stats", "outcomes") }
+
+// ProjectKey is an uploaded project's archive, by its sha256.
+func (n Namespace) ProjectKey(sum string) string { return n.key("project", sum) }
+
+// WorkersKey indexes workers by their last heartbeat.
+func (n Namespace) WorkersKey() string { return n.key("workers") }
+
+// WorkerKey is a worker's last heartbeat.
+func (n Namespace) WorkerKey(id string) string { return n.key("worker", id) }
+
+// LeaseKey is a pooled job container's lease: its owner and state.
+func (n Namespace) LeaseKey(containerID string) string { return n.key("lease", containerID) }
+
+// ImageBuildLock serializes builds of one runner image on one engine.
+func (n Namespace) ImageBuildLock(engineID, imageKey string) string {
+	return n.key("lock", "image-build", engineID, imageKey)
+}
+
+// ChainLock serializes starting the chain of a network on one engine.
+func (n Namespace) ChainLock(engineID, network string) string {
+	return n.key("lock", "chain", engineID, network)
+}
+
+// SenderLock serializes deployments from one sender to the chain of a network on
+// one engine.
+func (n Namespace) SenderLock(engineID, network, sender string) string {
+	return n.key("lock", "sender", engineID, network, sender)
+}
+
+// Kinds of cache index, as their keys name them.
+const (
+	ImageCacheKind   = "images"
+	CompileCacheKind = "compilations"
+)
+
+// Cache names the keys of a cache index of the kind.
+func (n Namespace) Cache(kind string) CacheKeys { return CacheKeys{ns: n, Kind: kind} }
+
+// CacheKeys are the keys of one cache index.
+type CacheKeys struct {
+	ns   Namespace
+	Kind string
+}
+
+// Owners is the set of owners (engines, stores) with entries or counters.
+func (c CacheKeys) Owners() string { return c.ns.key(c.Kind, "owners") }
+
+// Entries holds an owner's entries.
+func (c CacheKeys) Entries(owner string) string { return c.ns.key(c.Kind, owner, "entries") }
+
+// LastUsed holds the last use of an owner's entries.
+func (c CacheKeys) LastUsed(owner string) string { return c.ns.key(c.Kind, owner, "last-used") }
+
+// Stats holds an owner's counters.
+func (c CacheKeys) Stats(owner string) string { return c.ns.key(c.Kind, owner, "stats") }
