@@ -15,7 +15,6 @@ import (
 
 	"github.com/deployer-dev/deployer/cache/imagecache"
 	"github.com/deployer-dev/deployer/engine"
-	"github.com/deployer-dev/deployer/engine/docker"
 	"github.com/deployer-dev/deployer/networks"
 	"github.com/deployer-dev/deployer/tasks"
 )
@@ -42,9 +41,22 @@ type Locker interface {
 	Lock(ctx context.Context, key string) (context.Context, func(), error)
 }
 
+// Engine is what the chains need of a Docker engine (engine/docker's).
+type Engine interface {
+	ID() string
+	Instance() string
+	CreateContainer(ctx context.Context, spec engine.ContainerSpec) (string, error)
+	InspectContainer(ctx context.Context, ref string) (engine.Container, error)
+	ListContainers(ctx context.Context, match map[string]string) ([]engine.Container, error)
+	RemoveContainer(ctx context.Context, ref string) error
+	EnsureNetwork(ctx context.Context, name string, labels map[string]string) error
+	EnsureVolume(ctx context.Context, name string, labels map[string]string) error
+	RemoveVolume(ctx context.Context, name string) error
+}
+
 // Supervisor keeps the managed chains of one engine.
 type Supervisor struct {
-	eng        *docker.Engine
+	eng        Engine
 	images     ImageResolver
 	locks      Locker
 	ns         tasks.Namespace
@@ -56,7 +68,7 @@ type Supervisor struct {
 // NewSupervisor returns the supervisor of an engine's chains. publicHost is how
 // users reach the engine's host. viaNetwork says this worker reaches chains over the
 // Docker network (it runs in a container on it), not through the host's 127.0.0.1.
-func NewSupervisor(eng *docker.Engine, images ImageResolver, locks Locker, ns tasks.Namespace, publicHost string, viaNetwork bool, log *slog.Logger) *Supervisor {
+func NewSupervisor(eng Engine, images ImageResolver, locks Locker, ns tasks.Namespace, publicHost string, viaNetwork bool, log *slog.Logger) *Supervisor {
 	return &Supervisor{eng: eng, images: images, locks: locks, ns: ns, publicHost: publicHost, viaNetwork: viaNetwork, log: log}
 }
 
@@ -98,7 +110,7 @@ func volumeName(instance, network string) string {
 }
 
 // Remove removes a network's chain from the engine, with what was deployed on it.
-func Remove(ctx context.Context, eng *docker.Engine, network string) error {
+func Remove(ctx context.Context, eng Engine, network string) error {
 	if err := eng.RemoveContainer(ctx, containerName(eng.Instance(), network)); err != nil {
 		return err
 	}
@@ -161,7 +173,7 @@ func (s *Supervisor) healthy(ctx context.Context, n networks.Network, wait time.
 	if err != nil {
 		return nil, err
 	}
-	if !s.eng.Ours(c.Labels) {
+	if !engine.Ours(s.eng.Instance(), c.Labels) {
 		return nil, fmt.Errorf("container %s exists but is not ours: %w", s.containerName(n), engine.ErrNotOurs)
 	}
 	if !c.Running {
@@ -197,11 +209,11 @@ func (s *Supervisor) start(ctx context.Context, n networks.Network) error {
 		return err
 	}
 	netName := DockerNetwork(s.eng.Instance())
-	if err := s.eng.EnsureNetwork(ctx, netName, s.eng.Labels(engine.RoleNetwork, nil)); err != nil {
+	if err := s.eng.EnsureNetwork(ctx, netName, engine.Labels(s.eng.Instance(), engine.RoleNetwork, nil)); err != nil {
 		return err
 	}
 	labels := map[string]string{engine.LabelNetwork: n.Name}
-	if err := s.eng.EnsureVolume(ctx, s.volumeName(n), s.eng.Labels(engine.RoleChainIPC, labels)); err != nil {
+	if err := s.eng.EnsureVolume(ctx, s.volumeName(n), engine.Labels(s.eng.Instance(), engine.RoleChainIPC, labels)); err != nil {
 		return err
 	}
 	// A socket left by a previous anvil would stop the new one from listening.
@@ -222,7 +234,7 @@ func (s *Supervisor) start(ctx context.Context, n networks.Network) error {
 		Image:   img.ID,
 		Cmd:     []string{"sh", "-c", cmd},
 		Env:     env,
-		Labels:  s.eng.Labels(engine.RoleChain, labels),
+		Labels:  engine.Labels(s.eng.Instance(), engine.RoleChain, labels),
 		Tmpfs:   map[string]string{"/tmp": "size=512m,uid=10001,gid=10001,mode=0700"},
 		Mounts:  []engine.Mount{{Volume: s.volumeName(n), Target: ipcDir}},
 		Network: netName,

@@ -12,21 +12,17 @@ import (
 	"github.com/deployer-dev/deployer/cache/compilecache"
 	"github.com/deployer-dev/deployer/chains"
 	"github.com/deployer-dev/deployer/engine"
-	"github.com/deployer-dev/deployer/engine/docker"
 	"github.com/deployer-dev/deployer/foundry"
 	"github.com/deployer-dev/deployer/internal/redact"
-	"github.com/deployer-dev/deployer/pool"
 	"github.com/deployer-dev/deployer/projects"
-	"github.com/deployer-dev/deployer/tasks"
 )
 
 // box is a job's container: no network (the chain is reached through its IPC socket,
 // mounted read-only), a read-only root, a non-root user, no capabilities, limits on
 // memory, CPU and processes, and a tmpfs work dir. It is leased from the pool.
 type box struct {
-	eng   *docker.Engine
-	lease *pool.Lease
-	mem   int64
+	c   Container
+	mem int64
 	// broken says a command was interrupted (timeout, cancel, engine error): the
 	// container may hold anything and is not reused.
 	broken bool
@@ -36,13 +32,13 @@ type box struct {
 
 // JobContainer is the container jobs of a network run in. Nothing in it names a job:
 // the pool hands the same container to the next job of the same kind.
-func JobContainer(eng *docker.Engine, cfg Config, network, imageID string, chain *chains.Chain) engine.ContainerSpec {
+func JobContainer(instance string, cfg Config, network, imageID string, chain *chains.Chain) engine.ContainerSpec {
 	return engine.ContainerSpec{
 		Image: imageID,
 		// The container idles while the job's commands run in it one after another.
 		Cmd:  []string{"sleep", "infinity"},
 		User: jobUser,
-		Labels: eng.Labels(engine.RoleJob, map[string]string{
+		Labels: engine.Labels(instance, engine.RoleJob, map[string]string{
 			engine.LabelNetwork:   network,
 			engine.LabelFramework: "foundry",
 		}),
@@ -59,17 +55,9 @@ func JobContainer(eng *docker.Engine, cfg Config, network, imageID string, chain
 	}
 }
 
-func (d *Deployer) lease(ctx context.Context, p tasks.Deploy, imageID string, chain *chains.Chain) (*box, error) {
-	l, err := d.Pool.Lease(ctx, JobContainer(d.Engine, d.cfg, p.Network, imageID, chain), p.JobID)
-	if err != nil {
-		return nil, err
-	}
-	return &box{eng: d.Engine, lease: l, mem: d.cfg.Memory}, nil
-}
-
 // release gives the container back to the pool, unless the job was interrupted.
 func (b *box) release(ctx context.Context) {
-	b.lease.Release(!b.broken && ctx.Err() == nil)
+	b.c.Release(!b.broken && ctx.Err() == nil)
 }
 
 // copyProject puts the project into the container (with the sanitized foundry.toml,
@@ -119,7 +107,7 @@ func (b *box) compile(ctx context.Context, out *output) error {
 }
 
 // saveArtifacts streams the compiled output out of the container into the store.
-func (b *box) saveArtifacts(ctx context.Context, store *compilecache.Store, key string, took time.Duration) error {
+func (b *box) saveArtifacts(ctx context.Context, store CompileCache, key string, took time.Duration) error {
 	pr, pw := io.Pipe()
 	var stderr bytes.Buffer
 	done := make(chan error, 1)
@@ -192,7 +180,7 @@ func (b *box) exec(ctx context.Context, cmd []string, stdin io.Reader, stdout, s
 	if cmd[0] == "tar" {
 		dir = workDir
 	}
-	code, err := b.eng.Exec(ctx, b.lease.ID, engine.ExecSpec{
+	code, err := b.c.Exec(ctx, engine.ExecSpec{
 		Cmd:     cmd,
 		Env:     foundry.Env(projectDir),
 		WorkDir: dir,
@@ -219,9 +207,7 @@ var errKilled = errors.New("the job's command was killed")
 // explain turns a command killed for memory into the reason a user understands.
 // A command cut by its step's limit is the step's to name (see within).
 func (b *box) explain(ctx context.Context, err error) error {
-	ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if c, ierr := b.eng.InspectContainer(ictx, b.lease.ID); ierr == nil && c.OOMKilled {
+	if b.c.OOMKilled(ctx) {
 		return userErrorf("the job ran out of memory (limit %d MiB)", b.mem>>20)
 	}
 	return err

@@ -1,6 +1,11 @@
 // Package deployment runs one deployment job on a worker: it gets the project, the
 // runner image and the chain, runs forge in a locked-down container that reaches
 // nothing but its chain, and confirms on chain what forge says it deployed.
+//
+// The pipeline (Run) is a sequence of steps over the parts in ports.go. The
+// service's own steps (the image, the chain, a container) have limits of their own;
+// the user's (copy, compile, script, confirmation) share JOB_TIMEOUT. A step past its
+// limit ends the job for good, naming the step.
 package deployment
 
 import (
@@ -16,13 +21,11 @@ import (
 	"github.com/deployer-dev/deployer/cache/compilecache"
 	"github.com/deployer-dev/deployer/cache/imagecache"
 	"github.com/deployer-dev/deployer/chains"
-	"github.com/deployer-dev/deployer/engine/docker"
 	"github.com/deployer-dev/deployer/foundry"
 	"github.com/deployer-dev/deployer/internal/lock"
 	"github.com/deployer-dev/deployer/internal/redact"
 	"github.com/deployer-dev/deployer/jobs"
 	"github.com/deployer-dev/deployer/networks"
-	"github.com/deployer-dev/deployer/pool"
 	"github.com/deployer-dev/deployer/projects"
 	"github.com/deployer-dev/deployer/tasks"
 )
@@ -42,15 +45,47 @@ type Config struct {
 	Memory       int64
 	NanoCPUs     int64
 	Pids         int64
-	// Timeout is JOB_TIMEOUT: it bounds the user's steps together (the service's
-	// own have the limits in tasks).
+	// Timeout is JOB_TIMEOUT: it bounds the user's steps together.
 	Timeout time.Duration
+	// Steps bounds the service's own steps; zero fields take tasks' limits.
+	Steps StepLimits
 }
 
-// Locker serializes work across workers (one sender per chain at a time).
-type Locker interface {
-	// LockWait waits at most wait; the returned context ends if the lock is lost.
-	LockWait(ctx context.Context, key string, wait time.Duration) (context.Context, func(), error)
+// StepLimits are the limits of the service's own steps of a deployment.
+type StepLimits struct {
+	Project, Image, Chain, Container time.Duration
+	// SenderWait bounds the wait for other deployments from the chain's sender.
+	SenderWait time.Duration
+}
+
+func (l StepLimits) withDefaults(jobTimeout time.Duration) StepLimits {
+	def := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&l.Project, tasks.ProjectStepLimit)
+	def(&l.Image, tasks.ImageStepLimit)
+	def(&l.Chain, tasks.ChainStepLimit)
+	def(&l.Container, tasks.ContainerStepLimit)
+	def(&l.SenderWait, tasks.SenderWait(jobTimeout))
+	return l
+}
+
+// Deps are the parts a Deployer drives.
+type Deps struct {
+	// EngineID names the engine the worker runs on: its chains and their senders
+	// are the engine's.
+	EngineID   string
+	Images     Images
+	Chains     Chains
+	Containers Containers
+	Compiles   CompileCache
+	Uploads    Uploads
+	Networks   networks.Set
+	Locks      Locker
+	Namespace  tasks.Namespace
+	Redact     *redact.Redactor
 }
 
 // Deployer runs deployment jobs on one engine.
@@ -59,178 +94,199 @@ type Deployer struct {
 	cfg Config
 }
 
-// Deps are the parts a Deployer drives.
-type Deps struct {
-	Engine    *docker.Engine
-	Images    *imagecache.Resolver
-	Chains    *chains.Supervisor
-	Pool      *pool.Pool
-	Compiles  *compilecache.Store
-	Projects  *projects.Store
-	Networks  networks.Set
-	Locks     Locker
-	Namespace tasks.Namespace
-	Redact    *redact.Redactor
-}
-
 // New returns a Deployer.
 func New(d Deps, cfg Config) *Deployer {
+	cfg.Steps = cfg.Steps.withDefaults(cfg.Timeout)
 	return &Deployer{Deps: d, cfg: cfg}
 }
 
-// Reporter hears of a job's progress.
-type Reporter interface {
-	// Step says what the job does now.
-	Step(step string)
-	// Output receives forge's output, already redacted.
-	Output(p []byte)
-	// Container says which container the job runs in.
-	Container(id string, reused bool)
-}
+// Report is what a job made and what it cost.
+type Report = jobs.Report
 
-// Report is what a finished job made and what it cost.
-type Report struct {
-	Result  *jobs.Result
-	Timings jobs.Timings
-	Cache   jobs.Cache
-}
-
-// Run runs a deployment. A *UserError says the user's project or request failed; any
-// other error is ours (engine, Redis, chain) and worth a retry. The report's timings
-// and cache fields are filled as far as the job got, even on failure.
+// Run runs a deployment. A final error (jobs.IsFinal: the user's, a timeout) ends the
+// job; any other is ours (engine, Redis, chain) and worth a retry. The report's
+// timings and cache fields are filled as far as the job got, even on failure.
 func (d *Deployer) Run(ctx context.Context, p tasks.Deploy, rep Reporter, log *slog.Logger) (r Report, err error) {
 	start := time.Now()
 	if !p.EnqueuedAt.IsZero() {
 		r.Timings.Queue = start.Sub(p.EnqueuedAt).Milliseconds()
 	}
 	defer func() { r.Timings.Total = time.Since(start).Milliseconds() + r.Timings.Queue }()
-	err = d.run(ctx, p, rep, log, &r)
+	j := &job{d: d, p: p, rep: rep, log: log, r: &r, users: newBudget(d.cfg.Timeout)}
+	err = j.run(ctx)
 	return r, err
 }
 
-func (d *Deployer) run(ctx context.Context, p tasks.Deploy, rep Reporter, log *slog.Logger, r *Report) error {
-	if p.Framework != "foundry" {
-		return userErrorf("framework %q is not supported yet", p.Framework)
-	}
-	net, err := d.Networks.Get(p.Network)
-	if err != nil {
-		return userErrorf("%v", err)
-	}
-	if !net.Managed() {
-		return userErrorf("network %q is remote; remote deployments are not enabled", net.Name)
-	}
-	if err := net.Available(); err != nil {
-		return userErrorf("%v", err)
-	}
+// job is one run of the pipeline: what the steps found so far.
+type job struct {
+	d     *Deployer
+	p     tasks.Deploy
+	rep   Reporter
+	log   *slog.Logger
+	r     *Report
+	users *budget
 
-	// The service's own steps have limits of their own (step); the user's share
-	// JOB_TIMEOUT (users.run), so that a cold start does not eat the user's time.
-	step := func(name string, limit time.Duration, fn func(context.Context) error) error {
-		rep.Step(name)
-		return within(ctx, name, limit, fn)
-	}
-	users := newBudget(d.cfg.Timeout)
+	proj       *project
+	img        imagecache.Resolved
+	chain      *chains.Chain
+	compileKey string
+	cached     []byte
+	box        *box
+}
 
-	var proj *project
-	err = step("preparing project", tasks.ProjectStepLimit, func(ctx context.Context) (err error) {
-		proj, err = d.prepare(ctx, p, rep)
-		return err
+func (j *job) run(ctx context.Context) error {
+	steps := []func(context.Context) error{
+		j.prepare, j.resolveImage, j.ensureChain, j.lookupCompiled, j.openContainer, j.compile, j.deploy,
+	}
+	defer j.close(ctx)
+	for _, step := range steps {
+		if err := step(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// close gives back what the job held.
+func (j *job) close(ctx context.Context) {
+	if j.box != nil {
+		j.r.Timings.Forge = j.box.forge.Milliseconds()
+		j.box.release(ctx)
+	}
+	if j.proj != nil {
+		j.proj.cleanup()
+	}
+}
+
+// step runs one of the service's own steps under its limit.
+func (j *job) step(ctx context.Context, name string, limit time.Duration, fn func(context.Context) error) error {
+	j.rep.Step(name)
+	return within(ctx, name, limit, fn)
+}
+
+// prepare gets the project onto the worker's disk and checks it, with the check the
+// API ran (the project or the networks may have changed since).
+func (j *job) prepare(ctx context.Context) error {
+	return j.step(ctx, "preparing project", j.d.cfg.Steps.Project, func(ctx context.Context) error {
+		dir, cleanup, err := j.d.materialize(ctx, j.p.Project)
+		if err != nil {
+			return err
+		}
+		listing, err := projects.ListDir(dir, j.d.cfg.Limits)
+		if err != nil {
+			cleanup()
+			return jobs.AsRequestError(err)
+		}
+		plan, err := jobs.Check(j.p, j.d.Networks, listing)
+		if err != nil {
+			cleanup()
+			return err
+		}
+		if len(plan.Config.Dropped) > 0 {
+			j.rep.Output([]byte(fmt.Sprintf("deployer: foundry.toml settings not used: %s\n", strings.Join(plan.Config.Dropped, ", "))))
+		}
+		j.proj = &project{dir: dir, plan: plan, cleanup: cleanup}
+		return nil
 	})
-	if err != nil {
-		return err
-	}
-	defer proj.cleanup()
+}
 
+func (j *job) resolveImage(ctx context.Context) error {
 	t := time.Now()
-	var img imagecache.Resolved
-	err = step("resolving runner image", tasks.ImageStepLimit, func(ctx context.Context) (err error) {
-		img, err = d.Images.Resolve(ctx)
+	err := j.step(ctx, "resolving runner image", j.d.cfg.Steps.Image, func(ctx context.Context) (err error) {
+		j.img, err = j.d.Images.Resolve(ctx)
 		return err
 	})
-	r.Timings.Image = time.Since(t).Milliseconds()
-	if err != nil {
-		return err
-	}
-	r.Cache.ImageHit = img.Hit
+	j.r.Timings.Image = time.Since(t).Milliseconds()
+	j.r.Cache.ImageHit = j.img.Hit
+	return err
+}
 
-	var chain *chains.Chain
-	err = step("starting chain "+net.Name, tasks.ChainStepLimit, func(ctx context.Context) (err error) {
-		chain, err = d.Chains.Ensure(ctx, net)
+func (j *job) ensureChain(ctx context.Context) error {
+	net := j.proj.plan.Network
+	return j.step(ctx, "starting chain "+net.Name, j.d.cfg.Steps.Chain, func(ctx context.Context) (err error) {
+		j.chain, err = j.d.Chains.Ensure(ctx, net)
 		return err
 	})
-	if err != nil {
-		return err
-	}
+}
 
-	// A compile cache hit travels into the container with the project.
-	var cached []byte
-	var compileKey string
-	if d.Compiles.Enabled() {
-		t = time.Now()
-		err = step("looking up compile cache", tasks.ProjectStepLimit, func(ctx context.Context) (err error) {
-			if compileKey, err = d.compileKey(proj.dir, proj.conf.TOML, img.Key); err != nil {
-				return asUserError(err)
-			}
-			cached, r.Cache.CompileHit = d.Compiles.Lookup(ctx, compileKey)
-			return nil
-		})
-		r.Timings.Compile = time.Since(t).Milliseconds()
+// lookupCompiled finds the project's artifacts in the compile cache: a hit travels
+// into the container with the project, and forge compiles nothing.
+func (j *job) lookupCompiled(ctx context.Context) error {
+	if !j.d.Compiles.Enabled() {
+		return nil
+	}
+	t := time.Now()
+	defer func() { j.r.Timings.Compile += time.Since(t).Milliseconds() }()
+	return j.step(ctx, "looking up compile cache", j.d.cfg.Steps.Project, func(ctx context.Context) error {
+		content, err := projects.ContentHash(j.proj.dir, j.d.cfg.Limits, map[string][]byte{"foundry.toml": j.proj.plan.Config.TOML})
+		if err != nil {
+			return jobs.AsRequestError(err)
+		}
+		j.compileKey = compilecache.Key(content, j.img.Key, foundry.BuildCommand())
+		j.cached, j.r.Cache.CompileHit = j.d.Compiles.Lookup(ctx, j.compileKey)
+		return nil
+	})
+}
+
+// openContainer leases the job's container (the service's step) and copies the
+// project in (the user's: its size is theirs).
+func (j *job) openContainer(ctx context.Context) error {
+	t := time.Now()
+	err := j.step(ctx, "starting container", j.d.cfg.Steps.Container, func(ctx context.Context) error {
+		c, err := j.d.Containers.Lease(ctx, JobContainer(j.d.Namespace.Instance, j.d.cfg, j.p.Network, j.img.ID, j.chain), j.p.JobID)
 		if err != nil {
 			return err
 		}
-	}
-
-	t = time.Now()
-	var box *box
-	err = step("starting container", tasks.ContainerStepLimit, func(ctx context.Context) (err error) {
-		box, err = d.lease(ctx, p, img.ID, chain)
-		return err
+		j.box = &box{c: c, mem: j.d.cfg.Memory}
+		return nil
 	})
 	if err != nil {
 		return err
 	}
-	defer box.release(ctx)
-	defer func() { r.Timings.Forge = box.forge.Milliseconds() }()
-	r.Cache.ContainerReused = box.lease.Reused
-	rep.Container(box.lease.ID, box.lease.Reused)
-	err = users.run(ctx, "copying project", func(ctx context.Context) error {
-		return box.copyProject(ctx, proj.dir, proj.conf.TOML, d.cfg.Limits, cached)
+	j.r.Cache.ContainerReused = j.box.c.Reused()
+	j.rep.Container(j.box.c.ID(), j.box.c.Reused())
+	err = j.users.run(ctx, "copying project", func(ctx context.Context) error {
+		return j.box.copyProject(ctx, j.proj.dir, j.proj.plan.Config.TOML, j.d.cfg.Limits, j.cached)
 	})
-	if err != nil {
-		return err
-	}
-	r.Timings.Container = time.Since(t).Milliseconds()
+	j.r.Timings.Container = time.Since(t).Milliseconds()
+	return err
+}
 
-	if !r.Cache.CompileHit {
-		rep.Step("compiling")
-		t = time.Now()
-		err := users.run(ctx, "compiling", func(ctx context.Context) error {
-			if err := box.compile(ctx, newOutput(rep, d.Redact)); err != nil {
-				return err
-			}
-			if compileKey != "" {
-				// Taken before any of the project's code runs (the script comes next),
-				// so what is stored is the compiler's output and nothing else.
-				if err := box.saveArtifacts(ctx, d.Compiles, compileKey, time.Since(t)); err != nil {
-					log.Warn("compile cache: artifacts not stored", "error", err)
-				}
-			}
-			return nil
-		})
-		r.Timings.Compile += time.Since(t).Milliseconds()
-		if err != nil {
+// compile runs forge build, unless the compile cache had the artifacts, and stores
+// what it made before any of the project's code runs (the script comes next), so
+// that what is stored is the compiler's output and nothing else.
+func (j *job) compile(ctx context.Context) error {
+	if j.r.Cache.CompileHit {
+		return nil
+	}
+	j.rep.Step("compiling")
+	t := time.Now()
+	defer func() { j.r.Timings.Compile += time.Since(t).Milliseconds() }()
+	return j.users.run(ctx, "compiling", func(ctx context.Context) error {
+		if err := j.box.compile(ctx, newOutput(j.rep, j.d.Redact)); err != nil {
 			return err
 		}
-	}
+		if j.compileKey != "" {
+			if err := j.box.saveArtifacts(ctx, j.d.Compiles, j.compileKey, time.Since(t)); err != nil {
+				j.log.Warn("compile cache: artifacts not stored", "error", err)
+			}
+		}
+		return nil
+	})
+}
 
-	rep.Step("deploying to " + net.Name)
-	t = time.Now()
-	defer func() { r.Timings.Deploy = time.Since(t).Milliseconds() }()
+// deploy runs the script (or forge create) under the chain's sender lock, and
+// confirms on chain what it made.
+func (j *job) deploy(ctx context.Context) error {
+	net := j.proj.plan.Network
+	j.rep.Step("deploying to " + net.Name)
+	t := time.Now()
+	defer func() { j.r.Timings.Deploy = time.Since(t).Milliseconds() }()
 	// One sender per chain at a time, whichever worker sends: forge picks nonces
 	// from the chain, so two runs at once would collide. The wait is the service's,
 	// not the user's.
-	wait := tasks.SenderWait(d.cfg.Timeout)
-	held, unlock, err := d.Locks.LockWait(ctx, d.Namespace.SenderLock(d.Engine.ID(), net.Name, chains.AnvilSender), wait)
+	wait := j.d.cfg.Steps.SenderWait
+	held, unlock, err := j.d.Locks.LockWait(ctx, j.d.Namespace.SenderLock(j.d.EngineID, net.Name, chains.AnvilSender), wait)
 	if errors.Is(err, lock.ErrWaitTimeout) {
 		return &TimeoutError{Step: "waiting for other deployments to " + net.Name, Limit: wait}
 	}
@@ -239,78 +295,33 @@ func (d *Deployer) run(ctx context.Context, p tasks.Deploy, rep Reporter, log *s
 	}
 	defer unlock()
 	var contracts []jobs.Contract
-	err = users.run(ctx, "deploying to "+net.Name, func(ctx context.Context) error {
+	err = j.users.run(ctx, "deploying to "+net.Name, func(ctx context.Context) error {
 		// The step ends if the sender's lock is lost, too.
 		ctx, cancel := context.WithCancelCause(ctx)
 		defer cancel(nil)
 		defer context.AfterFunc(held, func() { cancel(context.Cause(held)) })()
-		made, err := box.deploy(ctx, proj.target, net.ChainID, newOutput(rep, d.Redact))
+		made, err := j.box.deploy(ctx, j.proj.plan.Target, net.ChainID, newOutput(j.rep, j.d.Redact))
 		if err != nil {
 			return err
 		}
-		contracts, err = confirm(ctx, chains.NewRPC(chain.WorkerRPC), made, log)
+		contracts, err = confirm(ctx, chains.NewRPC(j.chain.WorkerRPC), made, j.log)
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	unlock()
 	if contracts == nil {
 		contracts = []jobs.Contract{}
 	}
-	r.Result = &jobs.Result{ChainID: net.ChainID, RPCURL: chain.PublicRPC, Contracts: contracts}
+	j.r.Result = &jobs.Result{ChainID: net.ChainID, RPCURL: j.chain.PublicRPC, Contracts: contracts}
 	return nil
 }
 
-// project is a job's project on the worker's disk, checked, with its sanitized
-// foundry.toml and its target.
+// project is a job's project on the worker's disk, checked.
 type project struct {
 	dir     string
-	conf    foundry.Config
-	target  foundry.Target
+	plan    jobs.Plan
 	cleanup func()
-}
-
-// prepare gets the project and checks it.
-func (d *Deployer) prepare(ctx context.Context, p tasks.Deploy, rep Reporter) (*project, error) {
-	dir, cleanup, err := d.materialize(ctx, p.Project)
-	if err != nil {
-		return nil, err
-	}
-	proj, err := func() (*project, error) {
-		listing, err := projects.ListDir(dir, d.cfg.Limits)
-		if err != nil {
-			return nil, asUserError(err)
-		}
-		if listing.FoundryTOML == nil {
-			return nil, userErrorf("not a Foundry project: no foundry.toml")
-		}
-		conf, err := foundry.SanitizeConfig(listing.FoundryTOML)
-		if err != nil {
-			return nil, asUserError(err)
-		}
-		if len(conf.Dropped) > 0 {
-			rep.Output([]byte(fmt.Sprintf("deployer: foundry.toml settings not used: %s\n", strings.Join(conf.Dropped, ", "))))
-		}
-		target, err := foundry.ResolveTarget(listing, p.Script, p.Contract, p.ConstructorArgs)
-		if err != nil {
-			return nil, userErrorf("%v", err)
-		}
-		return &project{dir: dir, conf: conf, target: target, cleanup: cleanup}, nil
-	}()
-	if err != nil {
-		cleanup()
-	}
-	return proj, err
-}
-
-// compileKey names what a compilation of the project makes.
-func (d *Deployer) compileKey(dir string, toml []byte, imageKey string) (string, error) {
-	content, err := projects.ContentHash(dir, d.cfg.Limits, map[string][]byte{"foundry.toml": toml})
-	if err != nil {
-		return "", err
-	}
-	return compilecache.Key(content, imageKey, foundry.BuildCommand()), nil
 }
 
 // materialize returns a directory holding the project, and a function that removes
@@ -319,11 +330,11 @@ func (d *Deployer) materialize(ctx context.Context, ref tasks.ProjectRef) (strin
 	if ref.Upload == "" {
 		rel, err := projects.ResolvePath(d.cfg.ProjectsRoot, ref.Path)
 		if err != nil {
-			return "", nil, asUserError(err)
+			return "", nil, jobs.AsRequestError(err)
 		}
 		return filepath.Join(d.cfg.ProjectsRoot, rel), func() {}, nil
 	}
-	archive, err := d.Projects.Get(ctx, ref.Upload)
+	archive, err := d.Uploads.Get(ctx, ref.Upload)
 	if errors.Is(err, projects.ErrNotFound) {
 		return "", nil, userErrorf("project %s was not found (uploads are kept 24 h)", ref)
 	}
@@ -337,16 +348,9 @@ func (d *Deployer) materialize(ctx context.Context, ref tasks.ProjectRef) (strin
 	cleanup := func() { os.RemoveAll(dir) }
 	if err := projects.Unpack(archive, dir, d.cfg.Limits); err != nil {
 		cleanup()
-		return "", nil, asUserError(err)
+		return "", nil, jobs.AsRequestError(err)
 	}
 	return dir, cleanup, nil
-}
-
-func asUserError(err error) error {
-	if errors.Is(err, projects.ErrInvalid) || errors.Is(err, foundry.ErrRefused) {
-		return &UserError{Msg: err.Error()}
-	}
-	return err
 }
 
 func orDefault(s, def string) string {

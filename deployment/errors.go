@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/deployer-dev/deployer/jobs"
 )
 
 // UserError is a failure caused by what the user submitted (a compile error, a
@@ -16,14 +18,11 @@ type UserError struct {
 
 func (e *UserError) Error() string { return e.Msg }
 
+// Final says a retry would not help.
+func (e *UserError) Final() bool { return true }
+
 func userErrorf(format string, args ...any) error {
 	return &UserError{Msg: fmt.Sprintf(format, args...)}
-}
-
-// IsUserError says err is the user's to fix.
-func IsUserError(err error) bool {
-	var u *UserError
-	return errors.As(err, &u)
 }
 
 // TimeoutError says a step ran past its limit. It is final wherever it happens: a
@@ -38,17 +37,14 @@ type TimeoutError struct {
 	Users bool
 }
 
+// Final says a retry would not help.
+func (e *TimeoutError) Final() bool { return true }
+
 func (e *TimeoutError) Error() string {
 	if e.Users {
 		return fmt.Sprintf("the deployment timed out while %s (limit %s)", e.Step, e.Limit)
 	}
 	return fmt.Sprintf("the service timed out while %s (its limit %s); this was not caused by the project, submit it again later", e.Step, e.Limit)
-}
-
-// IsFinal says err ends the job without a retry: the user's error, or a timeout.
-func IsFinal(err error) bool {
-	var t *TimeoutError
-	return IsUserError(err) || errors.As(err, &t)
 }
 
 // within runs one step under a limit of its own. When the limit passes (and not ctx's
@@ -58,7 +54,7 @@ func within(ctx context.Context, step string, limit time.Duration, fn func(conte
 	sctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	err := fn(sctx)
-	if err != nil && ctx.Err() == nil && errors.Is(sctx.Err(), context.DeadlineExceeded) && !IsFinal(err) {
+	if err != nil && ctx.Err() == nil && errors.Is(sctx.Err(), context.DeadlineExceeded) && !jobs.IsFinal(err) {
 		return &TimeoutError{Step: step, Limit: limit}
 	}
 	return err

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/deployer-dev/deployer/jobs"
 )
 
 // blockUntilDone stands for a step that hangs until its context ends, and then fails
@@ -22,7 +24,7 @@ func TestWithinNamesTheStepAndIsFinal(t *testing.T) {
 	if !errors.As(err, &te) || te.Step != "starting chain local" || te.Users {
 		t.Fatalf("err = %#v, want the service's TimeoutError naming the step", err)
 	}
-	if !IsFinal(err) {
+	if !jobs.IsFinal(err) {
 		t.Error("a timeout is retried")
 	}
 	if !strings.Contains(err.Error(), "the service timed out while starting chain local (its limit 20ms)") {
@@ -36,7 +38,7 @@ func TestWithinLeavesTheJobsEndAlone(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	err := within(ctx, "compiling", time.Minute, blockUntilDone)
-	if IsFinal(err) {
+	if jobs.IsFinal(err) {
 		t.Fatalf("a canceled job became final: %v", err)
 	}
 }
@@ -47,8 +49,8 @@ func TestWithinKeepsOtherErrors(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 	ours := errors.New("engine unavailable")
-	if err := within(context.Background(), "compiling", time.Minute, func(context.Context) error { return ours }); err != ours || IsFinal(err) {
-		t.Errorf("err = %v, final %t", err, IsFinal(err))
+	if err := within(context.Background(), "compiling", time.Minute, func(context.Context) error { return ours }); err != ours || jobs.IsFinal(err) {
+		t.Errorf("err = %v, final %t", err, jobs.IsFinal(err))
 	}
 }
 
@@ -73,7 +75,7 @@ func TestBudgetIsShared(t *testing.T) {
 	if want := "the deployment timed out while deploying to local (limit 200ms)"; err.Error() != want {
 		t.Errorf("message %q, want %q", err, want)
 	}
-	if err := b.run(context.Background(), "confirming", func(context.Context) error { return nil }); !IsFinal(err) {
+	if err := b.run(context.Background(), "confirming", func(context.Context) error { return nil }); !jobs.IsFinal(err) {
 		t.Errorf("a spent budget ran another step: %v", err)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -55,71 +54,6 @@ func (p *Pool) lease(ctx context.Context, id string) (owner, state string, ok bo
 		return "", "", false, nil
 	}
 	return parts[0], parts[1], true, nil
-}
-
-// keeper renews this worker's leases and reaps: idle containers past the idle
-// timeout, and orphans (job containers whose owner's lease lapsed).
-type keeper struct {
-	p    *Pool
-	done chan struct{}
-}
-
-// Start runs the pool's keeper until Shutdown.
-func (p *Pool) Start(wg *sync.WaitGroup) func() {
-	k := &keeper{p: p, done: make(chan struct{})}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		renew := time.NewTicker(renewEvery)
-		defer renew.Stop()
-		reap := time.NewTicker(reapEvery)
-		defer reap.Stop()
-		for {
-			select {
-			case <-k.done:
-				return
-			case <-renew.C:
-				k.renew()
-			case <-reap.C:
-				k.reap()
-			}
-		}
-	}()
-	return func() { close(k.done) }
-}
-
-func (k *keeper) renew() {
-	p := k.p
-	ctx, cancel := context.WithTimeout(context.Background(), renewEvery)
-	defer cancel()
-	values := map[string]string{}
-	p.mu.Lock()
-	for id, m := range p.busy {
-		values[id] = m.lease
-	}
-	for _, m := range p.idleLocked() {
-		values[m.id] = m.lease
-	}
-	p.mu.Unlock()
-	// Written whole, not just extended: a lease lost in a Redis outage comes back.
-	pipe := p.rdb.Pipeline()
-	for id, v := range values {
-		if v != "" {
-			pipe.Set(ctx, p.leaseKey(id), v, leaseTTL)
-		}
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		p.log.Warn("could not renew container leases", "error", err)
-	}
-}
-
-// reap runs one round of the keeper's removals.
-func (k *keeper) reap() {
-	ctx, cancel := context.WithTimeout(context.Background(), reapEvery)
-	defer cancel()
-	if rep := k.p.Sweep(ctx); len(rep.Errors) > 0 {
-		k.p.log.Warn("pool sweep failed", "errors", rep.Errors)
-	}
 }
 
 // Sweep removes idle containers past the idle timeout and orphaned job containers.

@@ -26,7 +26,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/deployer-dev/deployer/engine"
-	"github.com/deployer-dev/deployer/engine/docker"
 	"github.com/deployer-dev/deployer/tasks"
 )
 
@@ -48,6 +47,17 @@ const defaultResetWait = 2 * time.Second
 // LabelPoolKey is the label holding a pooled container's pool key.
 const LabelPoolKey = "io.deployer.pool-key"
 
+// Engine is what the pool needs of a Docker engine (engine/docker's).
+type Engine interface {
+	ID() string
+	Instance() string
+	CreateContainer(ctx context.Context, spec engine.ContainerSpec) (string, error)
+	InspectContainer(ctx context.Context, ref string) (engine.Container, error)
+	ListContainers(ctx context.Context, match map[string]string) ([]engine.Container, error)
+	RemoveContainer(ctx context.Context, ref string) error
+	Exec(ctx context.Context, containerID string, spec engine.ExecSpec) (int, error)
+}
+
 // member is one container of the pool.
 type member struct {
 	id   string
@@ -66,7 +76,7 @@ type member struct {
 
 // Pool is a worker's job containers on one engine.
 type Pool struct {
-	eng *docker.Engine
+	eng Engine
 	rdb redis.UniversalClient
 	ns  tasks.Namespace
 	cfg Config
@@ -95,7 +105,7 @@ type Pool struct {
 }
 
 // New returns an empty pool.
-func New(eng *docker.Engine, rdb redis.UniversalClient, ns tasks.Namespace, cfg Config, log *slog.Logger) *Pool {
+func New(eng Engine, rdb redis.UniversalClient, ns tasks.Namespace, cfg Config, log *slog.Logger) *Pool {
 	if cfg.MaxContainers <= 0 {
 		cfg.MaxContainers = 1
 	}

@@ -18,9 +18,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/deployer-dev/deployer/api"
-	"github.com/deployer-dev/deployer/foundry"
 	"github.com/deployer-dev/deployer/jobs"
-	"github.com/deployer-dev/deployer/networks"
 	"github.com/deployer-dev/deployer/projects"
 	"github.com/deployer-dev/deployer/tasks"
 )
@@ -46,7 +44,7 @@ func (a *API) uploadProject(c echo.Context) error {
 	}
 	listing, err := projects.InspectArchive(body, a.cfg.Limits)
 	if err != nil {
-		return userError(err)
+		return requestError(jobs.AsRequestError(err))
 	}
 	if listing.FoundryTOML == nil {
 		return apiError(http.StatusBadRequest, "not a Foundry project: the archive has no foundry.toml at its top")
@@ -127,8 +125,9 @@ func decodeDeploy(r *http.Request) (api.DeployRequest, error) {
 	return req, nil
 }
 
-// validate checks a request against the networks and the project, and returns the
-// payload to enqueue. Its errors are 400s naming the problem.
+// validate reads the request's project and checks the request with jobs.Check, the
+// check the worker runs again; it returns the payload to enqueue. Its errors are
+// 400s naming the problem.
 func (a *API) validate(ctx context.Context, req api.DeployRequest) (tasks.Deploy, error) {
 	bad := func(format string, args ...any) (tasks.Deploy, error) {
 		return tasks.Deploy{}, apiError(http.StatusBadRequest, format, args...)
@@ -136,33 +135,15 @@ func (a *API) validate(ctx context.Context, req api.DeployRequest) (tasks.Deploy
 	if strings.TrimSpace(req.PathURL) == "" {
 		return bad("path_url is required: a project:// id from POST /projects, or a directory under the projects root")
 	}
-	switch req.Framework {
-	case "foundry":
-	case "":
-		return bad("framework is required (foundry)")
-	case "hardhat":
-		return bad("framework hardhat is not supported yet")
-	default:
-		return bad("unknown framework %q (supported: foundry)", req.Framework)
+	p := tasks.Deploy{Framework: req.Framework, Network: req.Network, Script: req.Script,
+		Contract: req.Contract, ConstructorArgs: req.ConstructorArgs}
+	// The request alone first: a wrong framework or network needs no project read.
+	if _, err := jobs.Check(p, a.networks, nil); err != nil {
+		return tasks.Deploy{}, requestError(err)
 	}
-	if req.Network == "" {
-		req.Network = "local"
-	}
-	net, err := a.networks.Get(req.Network)
-	if errors.Is(err, networks.ErrUnknown) {
-		return bad("unknown network %q (known: %s)", req.Network, strings.Join(a.networks.Names(), ", "))
-	}
-	if net.Type == networks.Remote {
-		return bad("network %q is remote, and remote deployments are not enabled", req.Network)
-	}
-	if err := net.Available(); err != nil {
-		return bad("%v", err)
-	}
-
-	var ref tasks.ProjectRef
 	var listing *projects.Listing
 	if sum, isUpload, err := projects.ParseUploadURL(req.PathURL); err != nil {
-		return bad("%v", trimInvalid(err))
+		return tasks.Deploy{}, requestError(jobs.AsRequestError(err))
 	} else if isUpload {
 		archive, err := a.projects.Get(ctx, sum)
 		if errors.Is(err, projects.ErrNotFound) {
@@ -172,49 +153,40 @@ func (a *API) validate(ctx context.Context, req api.DeployRequest) (tasks.Deploy
 			return tasks.Deploy{}, err
 		}
 		if listing, err = projects.InspectArchive(archive, a.cfg.Limits); err != nil {
-			return tasks.Deploy{}, userError(err)
+			return tasks.Deploy{}, requestError(jobs.AsRequestError(err))
 		}
-		ref.Upload = sum
+		p.Project.Upload = sum
 	} else {
 		rel, err := projects.ResolvePath(a.cfg.ProjectsRoot, req.PathURL)
 		if err != nil {
-			return tasks.Deploy{}, userError(err)
+			return tasks.Deploy{}, requestError(jobs.AsRequestError(err))
 		}
 		if listing, err = projects.ListDir(filepath.Join(a.cfg.ProjectsRoot, rel), a.cfg.Limits); err != nil {
-			return tasks.Deploy{}, userError(err)
+			return tasks.Deploy{}, requestError(jobs.AsRequestError(err))
 		}
-		ref.Path = rel
+		p.Project.Path = rel
 	}
-	if listing.FoundryTOML == nil {
-		return bad("path_url %q is not a Foundry project: it has no foundry.toml", req.PathURL)
-	}
-	if _, err := foundry.SanitizeConfig(listing.FoundryTOML); err != nil {
-		return bad("%v", err)
-	}
-	target, err := foundry.ResolveTarget(listing, req.Script, req.Contract, req.ConstructorArgs)
+	plan, err := jobs.Check(p, a.networks, listing)
 	if err != nil {
-		return bad("%v", err)
+		return tasks.Deploy{}, requestError(err)
 	}
-	p := tasks.Deploy{Framework: req.Framework, Network: req.Network, Project: ref,
-		ConstructorArgs: target.ConstructorArgs}
-	if target.IsScript() {
-		p.Script = target.String()
+	p.Network = plan.Network.Name
+	p.Script, p.Contract, p.ConstructorArgs = "", "", plan.Target.ConstructorArgs
+	if plan.Target.IsScript() {
+		p.Script = plan.Target.String()
 	} else {
-		p.Contract = target.String()
+		p.Contract = plan.Target.String()
 	}
 	return p, nil
 }
 
-// userError answers a project problem as a 400 and anything else as a 500.
-func userError(err error) error {
-	if errors.Is(err, projects.ErrInvalid) || errors.Is(err, foundry.ErrRefused) {
-		return apiError(http.StatusBadRequest, "%v", trimInvalid(err))
+// requestError answers a RequestError as a 400 and anything else as a 500.
+func requestError(err error) error {
+	var re *jobs.RequestError
+	if errors.As(err, &re) {
+		return apiError(http.StatusBadRequest, "%s", re.Msg)
 	}
 	return err
-}
-
-func trimInvalid(err error) string {
-	return strings.TrimPrefix(err.Error(), projects.ErrInvalid.Error()+": ")
 }
 
 func newJobID() (string, error) {

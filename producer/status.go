@@ -36,30 +36,18 @@ func (a *API) getJob(c echo.Context) error {
 	return c.JSON(http.StatusOK, a.view(c.Request().Context(), j))
 }
 
-// view merges the job's record with its task's state: the record is the truth once
-// the job ended; before that, asynq knows whether it waits, runs or awaits a retry.
+// view is the job as the API answers it: its record, with the status and error the
+// record and its task's state say together.
 func (a *API) view(ctx context.Context, j jobs.Job) api.Job {
-	v := api.Job{JobID: j.ID, Status: j.Status, Framework: j.Framework, Network: j.Network,
+	v := api.Job{JobID: j.ID, Framework: j.Framework, Network: j.Network,
 		Step: j.Step, Project: j.Project, Target: j.Target, Attempts: j.Attempts, Worker: j.Worker, ContainerID: j.ContainerID,
 		CancelRequested: j.CancelRequested, CreatedAt: j.CreatedAt}
-	errMsg := j.Error
+	state, lastErr := jobs.TaskUnknown, ""
 	if !j.Status.Final() {
-		if info, err := a.inspector.GetTaskInfo(j.Queue, j.ID); err == nil {
-			switch info.State {
-			case asynq.TaskStatePending, asynq.TaskStateScheduled, asynq.TaskStateAggregating:
-				v.Status = jobs.Queued
-			case asynq.TaskStateActive, asynq.TaskStateRetry:
-				v.Status = jobs.Running
-			case asynq.TaskStateArchived:
-				// The task ran out of retries, or a worker refused it, without the
-				// record saying so.
-				v.Status = jobs.Failed
-				if errMsg == "" {
-					errMsg = "the job failed: " + info.LastErr
-				}
-			}
-		}
+		state, lastErr = a.taskState(j.Queue, j.ID)
 	}
+	var errMsg string
+	v.Status, errMsg = j.Effective(state, lastErr)
 	if v.Status == jobs.Completed {
 		v.Result = j.Result
 	}
@@ -77,6 +65,34 @@ func (a *API) view(ctx context.Context, j jobs.Job) api.Job {
 		v.FinishedAt = &j.FinishedAt
 	}
 	return v
+}
+
+// taskState reads where asynq holds a job's task.
+func (a *API) taskState(queue, id string) (jobs.TaskState, string) {
+	info, err := a.inspector.GetTaskInfo(queue, id)
+	if err != nil {
+		return jobs.TaskUnknown, ""
+	}
+	switch info.State {
+	case asynq.TaskStatePending, asynq.TaskStateScheduled, asynq.TaskStateAggregating:
+		return jobs.TaskWaiting, ""
+	case asynq.TaskStateActive, asynq.TaskStateRetry:
+		return jobs.TaskRunning, ""
+	case asynq.TaskStateArchived:
+		return jobs.TaskArchived, info.LastErr
+	}
+	return jobs.TaskUnknown, ""
+}
+
+// dequeuer takes tasks no worker holds out of asynq's queues.
+type dequeuer struct{ inspector *asynq.Inspector }
+
+func (d dequeuer) Dequeue(_ context.Context, queue, id string) (bool, error) {
+	info, err := d.inspector.GetTaskInfo(queue, id)
+	if err != nil || info.State == asynq.TaskStateActive {
+		return false, err
+	}
+	return d.inspector.DeleteTask(queue, id) == nil, nil
 }
 
 func (a *API) getLogs(c echo.Context) error {
@@ -100,37 +116,15 @@ func (a *API) cancelJob(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if j.Status.Final() {
-		return apiError(http.StatusConflict, "job %s already ended %s", j.ID, j.Status)
-	}
-	if err := a.jobs.RequestCancel(ctx, j.ID); errors.Is(err, jobs.ErrFinal) {
+	j, err = a.jobs.Cancel(ctx, j, dequeuer{a.inspector}, cancelWait)
+	if errors.Is(err, jobs.ErrFinal) {
+		if j.Status.Final() {
+			return apiError(http.StatusConflict, "job %s already ended %s", j.ID, j.Status)
+		}
 		return apiError(http.StatusConflict, "job %s already ended", j.ID)
-	} else if err != nil {
+	}
+	if err != nil {
 		return err
-	}
-	// A task no worker holds is taken out of its queue here; a running one is
-	// stopped by its worker, which watches the flag.
-	if info, err := a.inspector.GetTaskInfo(j.Queue, j.ID); err == nil && info.State != asynq.TaskStateActive {
-		if err := a.inspector.DeleteTask(j.Queue, j.ID); err == nil {
-			if err := a.jobs.Finish(ctx, j.ID, jobs.Outcome{Status: jobs.Canceled, Error: "canceled before it started"}, time.Now()); err != nil && !errors.Is(err, jobs.ErrFinal) {
-				return err
-			}
-		}
-	}
-	deadline := time.Now().Add(cancelWait)
-	for {
-		j, err = a.jobs.Get(ctx, j.ID)
-		if err != nil {
-			return err
-		}
-		if j.Status.Final() || time.Now().After(deadline) {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
 	}
 	code := http.StatusOK
 	if !j.Status.Final() {

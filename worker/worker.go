@@ -60,7 +60,7 @@ type Worker struct {
 	// cleanup or a clear never waits for a deployment's slot.
 	admin    *asynq.Server
 	eng      *docker.Engine
-	jobs     *jobs.Store
+	runner   *jobs.Runner
 	beats    *heartbeat.Store
 	deployer *deployment.Deployer
 	images   *imagecache.Resolver
@@ -68,7 +68,6 @@ type Worker struct {
 	compiles *compilecache.Store
 	chains   *chains.Supervisor
 	networks networks.Set
-	redact   *redact.Redactor
 	log      *slog.Logger
 	// Scheduled runs are sent on to every engine or worker.
 	client    *asynq.Client
@@ -83,8 +82,9 @@ type Worker struct {
 
 // New returns a worker. It does not start until Run.
 func New(cfg Config, redisOpt asynq.RedisConnOpt, ns tasks.Namespace, d Deps, log *slog.Logger) *Worker {
-	w := &Worker{cfg: cfg, ns: ns, eng: d.Engine, jobs: d.Jobs, beats: d.Beats, deployer: d.Deployer,
-		images: d.Images, pool: d.Pool, compiles: d.Compiles, chains: d.Chains, networks: d.Networks, redact: d.Redact, log: log.With("worker_id", cfg.ID)}
+	w := &Worker{cfg: cfg, ns: ns, eng: d.Engine, beats: d.Beats, deployer: d.Deployer,
+		images: d.Images, pool: d.Pool, compiles: d.Compiles, chains: d.Chains, networks: d.Networks, log: log.With("worker_id", cfg.ID)}
+	w.runner = jobs.NewRunner(d.Jobs, cfg.ID, d.Redact.String, w.log)
 	w.client, w.inspector = asynq.NewClient(redisOpt), asynq.NewInspector(redisOpt)
 	w.fanout = fanout.New(w.client, w.inspector, d.Beats)
 	w.admin = asynq.NewServer(redisOpt, asynq.Config{

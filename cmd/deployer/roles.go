@@ -186,16 +186,16 @@ func newWorker(ctx context.Context, cfg config.Config, rdb *redis.Client, redisO
 		return nil, nil, fmt.Errorf("worker: %w", err)
 	}
 	dep := deployment.New(deployment.Deps{
-		Engine:    eng,
-		Images:    images,
-		Chains:    sup,
-		Pool:      containers,
-		Compiles:  compiles,
-		Projects:  projects.NewStore(rdb, ns, projectTTL),
-		Networks:  nets,
-		Locks:     locks,
-		Namespace: ns,
-		Redact:    red,
+		EngineID:   eng.ID(),
+		Images:     images,
+		Chains:     sup,
+		Containers: deployment.PoolContainers{Pool: containers, Engine: eng},
+		Compiles:   compiles,
+		Uploads:    projects.NewStore(rdb, ns, projectTTL),
+		Networks:   nets,
+		Locks:      locks,
+		Namespace:  ns,
+		Redact:     red,
 	}, deployment.Config{
 		WorkerID:     id,
 		ProjectsRoot: cfg.ProjectsRoot,

@@ -1,0 +1,394 @@
+package deployment
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/deployer-dev/deployer/cache/imagecache"
+	"github.com/deployer-dev/deployer/chains"
+	"github.com/deployer-dev/deployer/engine"
+	"github.com/deployer-dev/deployer/internal/redact"
+	"github.com/deployer-dev/deployer/jobs"
+	"github.com/deployer-dev/deployer/networks"
+	"github.com/deployer-dev/deployer/projects"
+	"github.com/deployer-dev/deployer/tasks"
+)
+
+// The pipeline's steps, run against fakes of the parts: no engine, no chain, no
+// forge. The end-to-end tests run the same pipeline against the real ones.
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+const (
+	deployedTo = "0x5fbdb2315678afecb367f032d93f642f64180aa3"
+	deployTx   = "0x" + "ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12"
+)
+
+// fakeChainRPC answers the worker's checks as a chain where deployTx created
+// deployedTo.
+func fakeChainRPC(t *testing.T) string {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			ID     any    `json:"id"`
+			Method string `json:"method"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		var result any
+		switch req.Method {
+		case "eth_getTransactionReceipt":
+			result = map[string]any{"transactionHash": deployTx, "status": "0x1", "contractAddress": deployedTo}
+		case "debug_traceTransaction":
+			result = map[string]any{"type": "CREATE", "to": deployedTo}
+		case "eth_getCode":
+			result = "0x6080"
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"jsonrpc": "2.0", "id": req.ID, "result": result})
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+type fakeImages struct{ wait time.Duration }
+
+func (f fakeImages) Resolve(ctx context.Context) (imagecache.Resolved, error) {
+	select {
+	case <-time.After(f.wait):
+		return imagecache.Resolved{ID: "sha256:img", Key: "imagekey", Hit: f.wait == 0}, nil
+	case <-ctx.Done():
+		return imagecache.Resolved{}, ctx.Err()
+	}
+}
+
+type fakeChains struct{ rpc string }
+
+func (f fakeChains) Ensure(_ context.Context, n networks.Network) (*chains.Chain, error) {
+	return &chains.Chain{Network: n, WorkerRPC: f.rpc, PublicRPC: "http://127.0.0.1:8545"}, nil
+}
+
+// fakeContainer plays forge: each command's answer is scripted by its name.
+type fakeContainer struct {
+	mu       sync.Mutex
+	commands []string
+	// forge answers a forge command: its output and exit code; it may block.
+	forge    func(ctx context.Context, cmd []string, out io.Writer) (int, error)
+	copied   []string
+	released *bool
+}
+
+func (c *fakeContainer) ID() string                     { return "c0ffee000000" }
+func (c *fakeContainer) Reused() bool                   { return false }
+func (c *fakeContainer) OOMKilled(context.Context) bool { return false }
+func (c *fakeContainer) Release(ok bool)                { c.released = &ok }
+
+func (c *fakeContainer) Exec(ctx context.Context, spec engine.ExecSpec) (int, error) {
+	c.mu.Lock()
+	c.commands = append(c.commands, strings.Join(spec.Cmd, " "))
+	c.mu.Unlock()
+	switch {
+	case spec.Cmd[0] == "tar" && spec.Cmd[1] == "-x":
+		tr := tar.NewReader(spec.Stdin)
+		for {
+			h, err := tr.Next()
+			if err != nil {
+				return 0, nil
+			}
+			c.copied = append(c.copied, h.Name)
+		}
+	case spec.Cmd[0] == "tar" && spec.Cmd[1] == "-cz":
+		return 0, writeTgz(spec.Stdout, map[string]string{"out/Counter.sol/Counter.json": "{}"})
+	case spec.Cmd[0] == "forge":
+		return c.forge(ctx, spec.Cmd, spec.Stdout)
+	}
+	return 127, nil
+}
+
+func (c *fakeContainer) ran(prefix string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, cmd := range c.commands {
+		if strings.HasPrefix(cmd, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+type fakeContainers struct {
+	c *fakeContainer
+}
+
+func (f fakeContainers) Lease(context.Context, engine.ContainerSpec, string) (Container, error) {
+	return f.c, nil
+}
+
+type fakeCompiles struct {
+	mu      sync.Mutex
+	entries map[string][]byte
+}
+
+func (f *fakeCompiles) Enabled() bool { return true }
+func (f *fakeCompiles) Lookup(_ context.Context, key string) ([]byte, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	b, ok := f.entries[key]
+	return b, ok
+}
+func (f *fakeCompiles) Save(_ context.Context, key string, r io.Reader, _ time.Duration) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.entries[key] = b
+	return nil
+}
+
+type noLocks struct{}
+
+func (noLocks) LockWait(ctx context.Context, _ string, _ time.Duration) (context.Context, func(), error) {
+	return ctx, func() {}, nil
+}
+
+type noUploads struct{}
+
+func (noUploads) Get(context.Context, string) ([]byte, error) { return nil, projects.ErrNotFound }
+
+type nopReporter struct {
+	mu    sync.Mutex
+	steps []string
+}
+
+func (r *nopReporter) Step(s string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.steps = append(r.steps, s)
+}
+func (r *nopReporter) Output([]byte)          {}
+func (r *nopReporter) Container(string, bool) {}
+
+func writeTgz(w io.Writer, files map[string]string) error {
+	gz := gzip.NewWriter(w)
+	tw := tar.NewWriter(gz)
+	for name, body := range files {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
+			return err
+		}
+		if _, err := tw.Write([]byte(body)); err != nil {
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	return gz.Close()
+}
+
+// forgeOK compiles and deploys as forge does when all goes well.
+func forgeOK(_ context.Context, cmd []string, out io.Writer) (int, error) {
+	if cmd[1] == "create" {
+		io.WriteString(out, "Compiler run successful\n{\n  \"deployer\": \"0xf39f\",\n  \"deployedTo\": \""+deployedTo+"\",\n  \"transactionHash\": \""+deployTx+"\"\n}\n")
+	}
+	return 0, nil
+}
+
+type rig struct {
+	d        *Deployer
+	c        *fakeContainer
+	compiles *fakeCompiles
+	root     string
+}
+
+func newRig(t *testing.T, timeout time.Duration, imageWait time.Duration) *rig {
+	t.Helper()
+	root := t.TempDir()
+	dir := filepath.Join(root, "counter")
+	for name, body := range map[string]string{
+		"foundry.toml":    "[profile.default]\n",
+		"src/Counter.sol": "// SPDX-License-Identifier: MIT\npragma solidity ^0.8.20;\ncontract Counter { constructor(uint256) {} }\n",
+	} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nets, err := networks.Parse([]byte(`{"networks": [{"name": "local", "type": "local", "chain_id": 31337, "port": 0}]}`), os.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &fakeContainer{forge: forgeOK}
+	compiles := &fakeCompiles{entries: map[string][]byte{}}
+	d := New(Deps{
+		EngineID:   "engine-1",
+		Images:     fakeImages{wait: imageWait},
+		Chains:     fakeChains{rpc: fakeChainRPC(t)},
+		Containers: fakeContainers{c: c},
+		Compiles:   compiles,
+		Uploads:    noUploads{},
+		Networks:   nets,
+		Locks:      noLocks{},
+		Namespace:  tasks.Namespace{Instance: "unit"},
+		Redact:     redact.New(),
+	}, Config{ProjectsRoot: root, Limits: projects.DefaultLimits, Memory: 1 << 30, Timeout: timeout})
+	return &rig{d: d, c: c, compiles: compiles, root: root}
+}
+
+func (r *rig) run(t *testing.T) (Report, error) {
+	t.Helper()
+	p := tasks.Deploy{JobID: "j1", Framework: "foundry", Network: "local", Project: tasks.ProjectRef{Path: "counter"},
+		Contract: "src/Counter.sol:Counter", ConstructorArgs: []string{"1"}}
+	return r.d.Run(context.Background(), p, &nopReporter{}, quiet)
+}
+
+func TestDeploysAndConfirmsOnChain(t *testing.T) {
+	r := newRig(t, time.Minute, 0)
+	rep, err := r.run(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Result == nil || len(rep.Result.Contracts) != 1 || !strings.EqualFold(rep.Result.Contracts[0].Address, deployedTo) ||
+		rep.Result.Contracts[0].TxHash != deployTx || rep.Result.Contracts[0].Name != "Counter" {
+		t.Fatalf("result %+v", rep.Result)
+	}
+	if !r.c.ran("forge build") || !r.c.ran("forge create src/Counter.sol:Counter") {
+		t.Errorf("commands %v", r.c.commands)
+	}
+	if r.c.released == nil || !*r.c.released {
+		t.Error("the container was not given back for reuse")
+	}
+	if !rep.Cache.ImageHit || rep.Cache.CompileHit {
+		t.Errorf("cache %+v", rep.Cache)
+	}
+}
+
+// The second deployment of an unchanged project compiles nothing: the artifacts the
+// first stored travel into the container with the project.
+func TestCompileCacheHitSkipsTheBuild(t *testing.T) {
+	r := newRig(t, time.Minute, 0)
+	if _, err := r.run(t); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.compiles.entries) != 1 {
+		t.Fatalf("the first compile stored %d entries", len(r.compiles.entries))
+	}
+	r.c.commands, r.c.copied = nil, nil
+	rep, err := r.run(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Cache.CompileHit || r.c.ran("forge build") {
+		t.Errorf("second run: compile hit %t, commands %v", rep.Cache.CompileHit, r.c.commands)
+	}
+	if !containsName(r.c.copied, "project/out/Counter.sol/Counter.json") {
+		t.Errorf("the cached artifacts were not copied in: %v", r.c.copied)
+	}
+}
+
+func containsName(names []string, want string) bool {
+	for _, n := range names {
+		if n == want {
+			return true
+		}
+	}
+	return false
+}
+
+// A compile error is the user's: final, naming file and line, and the container,
+// untouched by any interruption, goes back to the pool.
+func TestCompileErrorIsFinal(t *testing.T) {
+	r := newRig(t, time.Minute, 0)
+	r.c.forge = func(_ context.Context, cmd []string, out io.Writer) (int, error) {
+		io.WriteString(out, "Error (2314): Expected ';' but got '}'\n --> src/Counter.sol:3:40:\n")
+		return 1, nil
+	}
+	_, err := r.run(t)
+	if !jobs.IsFinal(err) || !strings.Contains(err.Error(), "compile error at src/Counter.sol:3:40") {
+		t.Fatalf("err = %v", err)
+	}
+	if r.c.released == nil || !*r.c.released {
+		t.Error("a compile error destroyed the container")
+	}
+}
+
+// A script that runs past JOB_TIMEOUT fails for good, naming the step; its container
+// is destroyed, since the script may still run in it.
+func TestSlowScriptTimesOut(t *testing.T) {
+	r := newRig(t, time.Second, 0)
+	r.c.forge = func(ctx context.Context, cmd []string, out io.Writer) (int, error) {
+		if cmd[1] == "build" {
+			return 0, nil
+		}
+		<-ctx.Done()
+		return -1, ctx.Err()
+	}
+	_, err := r.run(t)
+	var te *TimeoutError
+	if !errors.As(err, &te) || !te.Users || te.Step != "deploying to local" || !jobs.IsFinal(err) {
+		t.Fatalf("err = %#v", err)
+	}
+	if want := "the deployment timed out while deploying to local (limit 1s)"; err.Error() != want {
+		t.Errorf("message %q, want %q", err, want)
+	}
+	if r.c.released == nil || *r.c.released {
+		t.Error("a timed-out container went back to the pool")
+	}
+}
+
+// Building the runner image is the service's step: it may take longer than the
+// user's whole budget without eating into it.
+func TestPreparationIsNotTheUsersTime(t *testing.T) {
+	r := newRig(t, time.Second, 1500*time.Millisecond)
+	rep, err := r.run(t)
+	if err != nil {
+		t.Fatalf("a slow image build failed the job: %v", err)
+	}
+	if rep.Cache.ImageHit || rep.Timings.Image < 1500 {
+		t.Errorf("image step %d ms, hit %t", rep.Timings.Image, rep.Cache.ImageHit)
+	}
+}
+
+// An engine failure in a command is ours: not final (the job is retried), and the
+// container, in an unknown state, is destroyed.
+func TestEngineErrorIsRetried(t *testing.T) {
+	r := newRig(t, time.Minute, 0)
+	r.c.forge = func(context.Context, []string, io.Writer) (int, error) {
+		return -1, engine.ErrUnavailable
+	}
+	_, err := r.run(t)
+	if err == nil || jobs.IsFinal(err) {
+		t.Fatalf("err = %v, want a retryable error", err)
+	}
+	if r.c.released == nil || *r.c.released {
+		t.Error("a container whose command failed in the engine went back to the pool")
+	}
+}
+
+// The worker checks the request again, with the API's check: a network that
+// vanished from network.json fails the job for good.
+func TestWorkerChecksTheRequestAgain(t *testing.T) {
+	r := newRig(t, time.Minute, 0)
+	p := tasks.Deploy{JobID: "j1", Framework: "foundry", Network: "gone", Project: tasks.ProjectRef{Path: "counter"},
+		Contract: "src/Counter.sol:Counter"}
+	_, err := r.d.Run(context.Background(), p, &nopReporter{}, quiet)
+	if !jobs.IsFinal(err) || !strings.Contains(err.Error(), `unknown network "gone"`) {
+		t.Fatalf("err = %v", err)
+	}
+	if len(r.c.commands) != 0 {
+		t.Errorf("ran commands for a refused job: %v", r.c.commands)
+	}
+}

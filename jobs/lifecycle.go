@@ -1,0 +1,214 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Final errors end a job without a retry: the user's (a bad request, a compile
+// error, a reverted script) and timeouts. An error says it is final with a method
+// Final() bool, so that the packages that make such errors need not know this one.
+func IsFinal(err error) bool {
+	var f interface{ Final() bool }
+	return errors.As(err, &f) && f.Final()
+}
+
+// Report is what an attempt made and what it cost, as far as it got.
+type Report struct {
+	Result  *Result
+	Timings Timings
+	Cache   Cache
+}
+
+// Reporter hears of a running job's progress and writes it to the record.
+type Reporter interface {
+	// Step says what the job does now.
+	Step(step string)
+	// Output receives the job's output, already redacted.
+	Output(p []byte)
+	// Container says which container the job runs in.
+	Container(id string, reused bool)
+}
+
+// Attempt is one run of a job's task, as its queue tells it.
+type Attempt struct {
+	// Retried is how many times the task ran before; MaxRetry how many retries it has.
+	Retried, MaxRetry int
+	// Stopping says the worker is shutting down: a job interrupted by that goes back
+	// to its queue as it was.
+	Stopping func() bool
+}
+
+// Verdict is what the queue does with the task after an attempt.
+type Verdict int
+
+// Verdicts.
+const (
+	// Ended: the job's record is final. The error, if any, says why it failed.
+	Ended Verdict = iota
+	// Retry: a failure of ours, with retries left; the record says it waits.
+	Retry
+	// Requeue: the worker stops; the task goes back to its queue untouched.
+	Requeue
+)
+
+// Work runs an attempt of a job and reports to rep.
+type Work func(ctx context.Context, rep Reporter) (Report, error)
+
+// Runner runs attempts of jobs on one worker: it marks a job running, watches for a
+// cancel request while the work runs, decides from what the work returned whether
+// the job completed, failed, was canceled, waits for a retry or goes back to its
+// queue, and records that. It knows nothing of the queue or of Docker.
+type Runner struct {
+	store  *Store
+	worker string
+	// redact removes secrets from messages before they are recorded.
+	redact     func(string) string
+	log        *slog.Logger
+	cancelPoll time.Duration
+}
+
+// NewRunner returns the runner of a worker.
+func NewRunner(store *Store, worker string, redact func(string) string, log *slog.Logger) *Runner {
+	return &Runner{store: store, worker: worker, redact: redact, log: log, cancelPoll: 250 * time.Millisecond}
+}
+
+// errCancelRequested ends a job's context when its user canceled it.
+var errCancelRequested = errors.New("canceled by request")
+
+// Run runs one attempt of the job id. ctx is the task's: it ends at the queue's
+// deadline or when the worker shuts down.
+func (r *Runner) Run(ctx context.Context, id string, a Attempt, work Work) (Verdict, error) {
+	log := r.log.With("job_id", id)
+	switch err := r.store.Start(ctx, id, r.worker, time.Now()); {
+	case errors.Is(err, ErrFinal):
+		// A retry of a job that already ended (its worker died after recording the
+		// end): it is not run, nor reported, twice.
+		log.Info("job already finished; not running it again")
+		return Ended, nil
+	case errors.Is(err, ErrNotFound):
+		log.Error("job has no record; dropping it")
+		return Ended, fmt.Errorf("job %s has no record", id)
+	case err != nil:
+		return Retry, err
+	}
+	if j, err := r.store.Get(ctx, id); err == nil && j.CancelRequested {
+		r.finish(ctx, log, id, Outcome{Status: Canceled, Error: "canceled before it started"})
+		return Ended, nil
+	}
+
+	jctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go r.watchCancel(jctx, id, cancel)
+	started := time.Now()
+	rec := &recorder{store: r.store, id: id, log: log}
+	report, err := work(jctx, rec)
+	out := Outcome{Result: report.Result, Timings: report.Timings, Cache: report.Cache}
+	switch {
+	case err == nil:
+		out.Status = Completed
+		r.finish(ctx, log, id, out)
+		log.Info("deployment completed", "total_ms", report.Timings.Total)
+		return Ended, nil
+	case errors.Is(context.Cause(jctx), errCancelRequested):
+		out.Status, out.Error = Canceled, "canceled by request"
+		r.finish(ctx, log, id, out)
+		log.Info("deployment canceled")
+		return Ended, nil
+	case a.Stopping != nil && a.Stopping() && ctx.Err() != nil:
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer rcancel()
+		_ = r.store.Requeued(rctx, id)
+		log.Info("deployment interrupted by shutdown; requeued")
+		return Requeue, err
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil && !IsFinal(err):
+		// The queue's own deadline, which the steps' limits should always beat: a
+		// timeout all the same, final like every other.
+		limit := time.Duration(0)
+		if dl, ok := ctx.Deadline(); ok {
+			limit = dl.Sub(started).Round(time.Second)
+		}
+		err = fmt.Errorf("the deployment timed out while %s (limit %s)", rec.step, limit)
+		fallthrough
+	case IsFinal(err):
+		out.Status, out.Error = Failed, r.redact(err.Error())
+		r.finish(ctx, log, id, out)
+		log.Info("deployment failed", "error", out.Error)
+		return Ended, errors.New(out.Error)
+	}
+	msg := r.redact(err.Error())
+	if a.Retried >= a.MaxRetry {
+		out.Status, out.Error = Failed, "internal error: "+msg
+		r.finish(ctx, log, id, out)
+		log.Error("deployment failed; no retries left", "error", msg)
+		return Ended, errors.New(out.Error)
+	}
+	log.Warn("deployment failed; will retry", "error", msg, "retry", a.Retried+1, "max_retry", a.MaxRetry)
+	_ = r.store.SetStep(context.WithoutCancel(ctx), id, "retrying after: "+msg)
+	return Retry, errors.New(msg)
+}
+
+// finish records the outcome; a record that already ended stays as it was.
+func (r *Runner) finish(ctx context.Context, log *slog.Logger, id string, o Outcome) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := r.store.Finish(ctx, id, o, time.Now()); err != nil {
+		log.Warn("could not record the outcome", "status", o.Status, "error", err)
+	}
+}
+
+// watchCancel ends the job's context when its record says it was canceled.
+func (r *Runner) watchCancel(ctx context.Context, id string, cancel context.CancelCauseFunc) {
+	t := time.NewTicker(r.cancelPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if j, err := r.store.Get(ctx, id); err == nil && j.CancelRequested {
+				cancel(errCancelRequested)
+				return
+			}
+		}
+	}
+}
+
+// recorder writes a running job's progress and output to its record.
+type recorder struct {
+	store *Store
+	id    string
+	log   *slog.Logger
+	// step is the last step reported; the work calls the recorder from the
+	// attempt's own goroutine.
+	step string
+}
+
+func (r *recorder) Step(step string) {
+	r.step = step
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.store.SetStep(ctx, r.id, step); err != nil && !errors.Is(err, ErrFinal) {
+		r.log.Warn("could not record progress", "error", err)
+	}
+}
+
+func (r *recorder) Container(id string, reused bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.store.SetContainer(ctx, r.id, id); err != nil && !errors.Is(err, ErrFinal) {
+		r.log.Warn("could not record the container", "error", err)
+	}
+	r.log.Debug("job container", "container", id[:min(12, len(id))], "reused", reused)
+}
+
+func (r *recorder) Output(p []byte) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.store.AppendLogs(ctx, r.id, p); err != nil {
+		r.log.Warn("could not record output", "error", err)
+	}
+}
