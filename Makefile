@@ -48,7 +48,7 @@ e2e: setup
 bench: bench-cache bench-pool bench-compile
 
 bench-cache: setup
-	$(GO) test -run '^$$' -bench ImageResolve -benchtime 3x ./runner/
+	$(GO) test -run '^$$' -bench ImageResolve -benchtime 3x ./cache/imagecache/
 
 bench-pool: setup
 	$(GO) test -run '^$$' -bench JobContainer -benchtime 20x ./pool/

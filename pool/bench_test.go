@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 )
@@ -14,8 +15,8 @@ import (
 func BenchmarkJobContainer(b *testing.B) {
 	r := newRig(b)
 	ctx := context.Background()
-	fresh := New(r.eng, r.rdb, r.ns, Config{Enabled: false, MaxContainers: 1, WorkerID: "bench-fresh"}, quiet)
-	warm := New(r.eng, r.rdb, r.ns, Config{Enabled: true, MaxIdlePerKey: 1, MaxContainers: 1, WorkerID: "bench-warm"}, quiet)
+	fresh := New(r.eng, r.rdb, r.ns, Config{Enabled: false, MaxContainers: 1, WorkerID: "bench-fresh"}, slog.New(slog.DiscardHandler))
+	warm := New(r.eng, r.rdb, r.ns, Config{Enabled: true, MaxIdlePerKey: 1, MaxContainers: 1, WorkerID: "bench-warm"}, slog.New(slog.DiscardHandler))
 	// One warm container, ready.
 	l, err := warm.Lease(ctx, r.spec(), "prime")
 	if err != nil {

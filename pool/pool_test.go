@@ -3,9 +3,9 @@ package pool
 import (
 	"bytes"
 	"context"
-	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,9 +18,35 @@ import (
 	"github.com/deployer-dev/deployer/tasks"
 )
 
-var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+// testLog writes the pool's log, debug lines too, to the test's: shown when it
+// fails. A reset still running when the test ends logs nowhere.
+type testLog struct {
+	t    testing.TB
+	mu   sync.Mutex
+	done bool
+}
+
+func (w *testLog) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+func logFor(t testing.TB) *slog.Logger {
+	w := &testLog{t: t}
+	t.Cleanup(func() {
+		w.mu.Lock()
+		w.done = true
+		w.mu.Unlock()
+	})
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
 
 type rig struct {
+	log *slog.Logger
 	eng *docker.Engine
 	rdb *redis.Client
 	ns  tasks.Namespace
@@ -34,12 +60,12 @@ func newRig(t testing.TB) *rig {
 	mr := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	t.Cleanup(func() { rdb.Close() })
-	return &rig{eng: eng, rdb: rdb, ns: tasks.Namespace{Instance: instance}}
+	return &rig{log: logFor(t), eng: eng, rdb: rdb, ns: tasks.Namespace{Instance: instance}}
 }
 
 func (r *rig) pool(worker string, enabled bool) *Pool {
 	return New(r.eng, r.rdb, r.ns, Config{Enabled: enabled, MaxIdlePerKey: 2, MaxContainers: 4,
-		IdleTimeout: time.Hour, MaxJobsPerContainer: 10, WorkerID: worker}, quiet)
+		IdleTimeout: time.Hour, MaxJobsPerContainer: 10, WorkerID: worker}, r.log)
 }
 
 // spec is a job container like the deployment's, on the base image.
@@ -191,7 +217,7 @@ func TestReuseDisabledGivesFreshContainersAndKeepsNone(t *testing.T) {
 func TestPoolBoundsAndKeys(t *testing.T) {
 	t.Parallel()
 	r := newRig(t)
-	p := New(r.eng, r.rdb, r.ns, Config{Enabled: true, MaxIdlePerKey: 1, MaxContainers: 2, WorkerID: "w1"}, quiet)
+	p := New(r.eng, r.rdb, r.ns, Config{Enabled: true, MaxIdlePerKey: 1, MaxContainers: 2, WorkerID: "w1"}, r.log)
 	ctx := context.Background()
 	other := r.spec()
 	other.Memory = 512 << 20
@@ -242,7 +268,7 @@ func TestPoolBoundsAndKeys(t *testing.T) {
 func TestFullPoolEvictsIdleOfAnotherKey(t *testing.T) {
 	t.Parallel()
 	r := newRig(t)
-	p := New(r.eng, r.rdb, r.ns, Config{Enabled: true, MaxIdlePerKey: 2, MaxContainers: 2, WorkerID: "w1"}, quiet)
+	p := New(r.eng, r.rdb, r.ns, Config{Enabled: true, MaxIdlePerKey: 2, MaxContainers: 2, WorkerID: "w1"}, r.log)
 	ctx := context.Background()
 	a, err := p.Lease(ctx, r.spec(), "1")
 	if err != nil {

@@ -25,22 +25,7 @@ func newReaper(params reaperParams) *reaper {
 	return &reaper{p: params.pool, interval: params.interval, done: make(chan struct{})}
 }
 
-func (r *reaper) start(wg *sync.WaitGroup) {
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(r.interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-r.done:
-				return
-			case <-t.C:
-				r.exec()
-			}
-		}
-	}()
-}
+func (r *reaper) start(wg *sync.WaitGroup) { every(wg, r.interval, r.done, r.exec) }
 
 func (r *reaper) shutdown() { close(r.done) }
 
@@ -64,4 +49,23 @@ func (p *Pool) Start(wg *sync.WaitGroup) func() {
 		rn.shutdown()
 		rp.shutdown()
 	}
+}
+
+// every runs exec every interval on a goroutine of wg until done is closed: the loop
+// of each of the pool's background duties.
+func every(wg *sync.WaitGroup, interval time.Duration, done <-chan struct{}, exec func()) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				exec()
+			}
+		}
+	}()
 }

@@ -25,22 +25,7 @@ func newRenewer(params renewerParams) *renewer {
 	return &renewer{p: params.pool, interval: params.interval, done: make(chan struct{})}
 }
 
-func (r *renewer) start(wg *sync.WaitGroup) {
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(r.interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-r.done:
-				return
-			case <-t.C:
-				r.exec()
-			}
-		}
-	}()
-}
+func (r *renewer) start(wg *sync.WaitGroup) { every(wg, r.interval, r.done, r.exec) }
 
 func (r *renewer) shutdown() { close(r.done) }
 

@@ -20,11 +20,15 @@ strays() {
   for d in /proc/[0-9]*; do
     p=${d#/proc/}
     case "$keep" in *" $p "*) continue ;; esac
-    # Processes of this script's own pipeline are its children.
-    ppid=""
-    while read -r k v; do [ "$k" = "PPid:" ] && { ppid=$v; break; }; done < "$d/status" 2>/dev/null
+    # Processes of this script's own pipeline are its children. A zombie is dead
+    # already: init reaps it, on a busy machine some time after the kill.
+    ppid="" state=""
+    while read -r k v rest; do
+      case "$k" in State:) state=$v ;; PPid:) ppid=$v; break ;; esac
+    done < "$d/status" 2>/dev/null
     [ -z "$ppid" ] && continue
     [ "$ppid" = "$$" ] && continue
+    [ "$state" = "Z" ] && continue
     out="$out $p"
   done
   echo "$out"
@@ -33,6 +37,8 @@ i=0
 while s=$(strays); [ -n "$s" ]; do
   i=$((i+1))
   [ $i -gt 20 ] && { echo "processes survive: $s" >&2; exit 3; }
+  # A process forked between the scan and the kill is caught by the next round.
+  [ $i -gt 1 ] && sleep 0.05
   kill -9 $s 2>/dev/null
 done
 ipcrm --all 2>/dev/null

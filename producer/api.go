@@ -1,6 +1,8 @@
-// Package producer is the HTTP API: it validates requests, stores uploaded projects,
-// records and enqueues jobs, and answers polls from Redis. It does no Docker work and
-// does not link the Docker client: workers own their engines.
+// Package producer is the HTTP API. It keeps the design's name for its role in the
+// queue: it produces the tasks that workers consume. It checks requests (jobs.Check),
+// stores uploaded projects, records and enqueues jobs, and answers polls, the
+// dashboard and the admin routes from Redis. It does no Docker work and does not link
+// the Docker client: workers own their engines.
 package producer
 
 import (
