@@ -22,6 +22,9 @@ type DeployRequest struct {
 	Script          string   `json:"script,omitempty"`
 	Contract        string   `json:"contract,omitempty"`
 	ConstructorArgs []string `json:"constructor_args,omitempty"`
+	// Sig and Args call a script's entry point with arguments: "run(address)", ["0x…"].
+	Sig  string   `json:"sig,omitempty"`
+	Args []string `json:"args,omitempty"`
 }
 
 // DeployResponse answers POST /deploy.

@@ -147,14 +147,16 @@ func (b *box) deploy(ctx context.Context, target foundry.Target, chainID uint64,
 		}
 		return made, nil
 	}
+	// The run's only broadcast file: the project was copied in fresh, without one.
 	var file bytes.Buffer
-	path := projectDir + "/" + foundry.BroadcastPath(target, chainID)
-	code, err = b.exec(ctx, []string{"cat", path}, nil, &limitWriter{w: &file, n: 64 << 20}, io.Discard)
+	dir := foundry.BroadcastDir(target, chainID)
+	code, err = b.exec(ctx, []string{"sh", "-c", `set -- "$1"/*-latest.json; [ $# -eq 1 ] && [ -f "$1" ] && cat "$1"`, "sh", dir},
+		nil, &limitWriter{w: &file, n: 64 << 20}, io.Discard)
 	if err != nil {
 		return foundry.Broadcast{}, b.explain(ctx, err)
 	}
 	if code != 0 {
-		return foundry.Broadcast{}, userErrorf("the script sent no transactions (forge wrote no %s)", foundry.BroadcastPath(target, chainID))
+		return foundry.Broadcast{}, userErrorf("the script sent no transactions (forge wrote nothing in %s)", dir)
 	}
 	made, err := foundry.ParseBroadcast(file.Bytes())
 	if err != nil {

@@ -114,6 +114,27 @@ func TestForgeCreateWithConstructorArgs(t *testing.T) {
 	}
 }
 
+// A script's entry point takes arguments: a negative number reaches the script as a
+// number, not as a flag, and a script file name may hold hyphens.
+func TestScriptWithArguments(t *testing.T) {
+	s := getStack(t)
+	j := s.deploy(t, api.DeployRequest{PathURL: "e2e/testdata/args", Script: "script/Deploy-With-Args.s.sol:DeployWithArgs",
+		Sig: "deploy(int256,uint256)", Args: []string{"-5", "7"}})
+	requireCompleted(t, j)
+	holder := j.Result.Contracts[0].Address
+	var x string
+	if err := chains.NewRPC(j.Result.RPCURL).Call(context.Background(), "eth_call", &x,
+		map[string]string{"to": holder, "data": "0x0c55699c"}, "latest"); err != nil {
+		t.Fatal(err)
+	}
+	if want := "0x" + strings.Repeat("f", 63) + "b"; x != want {
+		t.Errorf("x() = %s, want -5 (%s)", x, want)
+	}
+	if y := callUint(t, j.Result.RPCURL, holder, "0xa56dfe4a"); y != 7 {
+		t.Errorf("y() = %d, want 7", y)
+	}
+}
+
 func TestCompileErrorFailsWithCompilerMessage(t *testing.T) {
 	s := getStack(t)
 	j := s.deploy(t, api.DeployRequest{PathURL: "e2e/testdata/broken", Contract: "src/Bad.sol:Bad"})

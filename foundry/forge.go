@@ -31,8 +31,16 @@ func BuildCommand() []string {
 // chain the sender's account is unlocked, so no key enters the job's container.
 func DeployCommand(t Target, rpc, sender string) []string {
 	if t.IsScript() {
-		return []string{"forge", "script", t.String(), "--broadcast", "--skip", "test",
+		cmd := []string{"forge", "script", t.String(), "--broadcast", "--skip", "test",
 			"--rpc-url", rpc, "--unlocked", "--sender", sender, "--non-interactive"}
+		if t.Sig != "" {
+			cmd = append(cmd, "--sig", t.Sig)
+		}
+		if len(t.Args) > 0 {
+			// After "--", forge takes every argument as the script's, even "-5".
+			cmd = append(append(cmd, "--"), t.Args...)
+		}
+		return cmd
 	}
 	cmd := []string{"forge", "create", t.String(), "--broadcast", "--json",
 		"--rpc-url", rpc, "--unlocked", "--from", sender}
@@ -108,9 +116,11 @@ type Broadcast struct {
 	TxHashes []string
 }
 
-// BroadcastPath is where forge writes a script's broadcast, relative to the project.
-func BroadcastPath(t Target, chainID uint64) string {
-	return path.Join("broadcast", path.Base(t.ScriptPath), strconv.FormatUint(chainID, 10), "run-latest.json")
+// BroadcastDir is where forge writes a script's broadcast, relative to the project.
+// The file in it is named for the function the script ran: run-latest.json, or
+// deploy-latest.json for --sig 'deploy(…)'.
+func BroadcastDir(t Target, chainID uint64) string {
+	return path.Join("broadcast", path.Base(t.ScriptPath), strconv.FormatUint(chainID, 10))
 }
 
 // ParseBroadcast reads a broadcast file.

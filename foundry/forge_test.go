@@ -197,19 +197,19 @@ func TestFailureSummary(t *testing.T) {
 	}
 }
 
-func TestBroadcastPath(t *testing.T) {
+func TestBroadcastDir(t *testing.T) {
 	tests := []struct {
 		script string
 		chain  uint64
 		want   string
 	}{
-		{"script/Deploy.s.sol", 31337, "broadcast/Deploy.s.sol/31337/run-latest.json"},
-		{"script/nested/Other.s.sol", 11155111, "broadcast/Other.s.sol/11155111/run-latest.json"},
-		{"Deploy.s.sol", 1, "broadcast/Deploy.s.sol/1/run-latest.json"},
+		{"script/Deploy.s.sol", 31337, "broadcast/Deploy.s.sol/31337"},
+		{"script/nested/Other.s.sol", 11155111, "broadcast/Other.s.sol/11155111"},
+		{"Deploy.s.sol", 1, "broadcast/Deploy.s.sol/1"},
 	}
 	for _, tt := range tests {
-		if got := BroadcastPath(Target{ScriptPath: tt.script, ScriptContract: "Deploy"}, tt.chain); got != tt.want {
-			t.Errorf("BroadcastPath(%s, %d) = %s, want %s", tt.script, tt.chain, got, tt.want)
+		if got := BroadcastDir(Target{ScriptPath: tt.script, ScriptContract: "Deploy"}, tt.chain); got != tt.want {
+			t.Errorf("BroadcastDir(%s, %d) = %s, want %s", tt.script, tt.chain, got, tt.want)
 		}
 	}
 }

@@ -19,6 +19,10 @@ type Target struct {
 	ContractPath    string
 	ContractName    string
 	ConstructorArgs []string
+	// Sig and Args are a script's entry point and its arguments (forge script --sig);
+	// empty Sig runs run().
+	Sig  string
+	Args []string
 }
 
 // IsScript says the target is a script.

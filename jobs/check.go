@@ -87,6 +87,15 @@ func Check(p tasks.Deploy, nets networks.Set, listing *projects.Listing) (Plan, 
 	if plan.Target, err = foundry.ResolveTarget(listing, p.Script, p.Contract, p.ConstructorArgs); err != nil {
 		return Plan{}, requestErrorf("%v", err)
 	}
+	if p.Sig != "" || len(p.Args) > 0 {
+		if !plan.Target.IsScript() {
+			return Plan{}, requestErrorf("sig and args go with a script; a contract takes constructor_args")
+		}
+		if err := foundry.CheckSig(p.Sig, p.Args); err != nil {
+			return Plan{}, requestErrorf("%v", err)
+		}
+		plan.Target.Sig, plan.Target.Args = p.Sig, p.Args
+	}
 	return plan, nil
 }
 

@@ -136,7 +136,7 @@ func (a *API) validate(ctx context.Context, req api.DeployRequest) (tasks.Deploy
 		return bad("path_url is required: a project:// id from POST /projects, or a directory under the projects root")
 	}
 	p := tasks.Deploy{Framework: req.Framework, Network: req.Network, Script: req.Script,
-		Contract: req.Contract, ConstructorArgs: req.ConstructorArgs}
+		Contract: req.Contract, ConstructorArgs: req.ConstructorArgs, Sig: req.Sig, Args: req.Args}
 	// The request alone first: a wrong framework or network needs no project read.
 	if _, err := jobs.Check(p, a.networks, nil); err != nil {
 		return tasks.Deploy{}, requestError(err)
@@ -172,6 +172,7 @@ func (a *API) validate(ctx context.Context, req api.DeployRequest) (tasks.Deploy
 	}
 	p.Network = plan.Network.Name
 	p.Script, p.Contract, p.ConstructorArgs = "", "", plan.Target.ConstructorArgs
+	p.Sig, p.Args = plan.Target.Sig, plan.Target.Args
 	if plan.Target.IsScript() {
 		p.Script = plan.Target.String()
 	} else {

@@ -16,8 +16,11 @@ const (
 	TypeDeploy = "deploy:run"
 )
 
-// DeployVersion is the version of the Deploy payload this release writes and reads.
-const DeployVersion = 1
+// DeployVersion is the newest version of the Deploy payload this release writes;
+// it reads every version from 1. A payload is written with the oldest version that
+// holds what it carries, so that workers of the release before read what they can
+// run while an installation upgrades. Version 2 added a script's sig and args.
+const DeployVersion = 2
 
 // ErrPayloadVersion says a payload was written by a release this one cannot read.
 var ErrPayloadVersion = errors.New("unsupported payload version")
@@ -48,7 +51,18 @@ type Deploy struct {
 	Script          string     `json:"script,omitempty"`
 	Contract        string     `json:"contract,omitempty"`
 	ConstructorArgs []string   `json:"constructor_args,omitempty"`
-	EnqueuedAt      time.Time  `json:"enqueued_at"`
+	// Sig and Args are a script's entry point and arguments (version 2).
+	Sig        string    `json:"sig,omitempty"`
+	Args       []string  `json:"args,omitempty"`
+	EnqueuedAt time.Time `json:"enqueued_at"`
+}
+
+// version is the oldest payload version that holds p.
+func (p Deploy) version() int {
+	if p.Sig != "" || len(p.Args) > 0 {
+		return 2
+	}
+	return 1
 }
 
 // Limits of a deployment's steps. JOB_TIMEOUT bounds only the user's steps
@@ -76,7 +90,7 @@ func DeployTimeout(jobTimeout time.Duration) time.Duration {
 
 // NewDeploy makes the asynq task of a deployment; its task id is the job id.
 func NewDeploy(p Deploy) (*asynq.Task, error) {
-	p.Version = DeployVersion
+	p.Version = p.version()
 	b, err := json.Marshal(p)
 	if err != nil {
 		return nil, fmt.Errorf("encode deploy payload: %w", err)
@@ -93,7 +107,7 @@ func DecodeDeploy(b []byte) (Deploy, error) {
 	if err := json.Unmarshal(b, &head); err != nil {
 		return Deploy{}, fmt.Errorf("decode deploy payload: %w", err)
 	}
-	if head.Version != DeployVersion {
+	if head.Version < 1 || head.Version > DeployVersion {
 		return Deploy{}, fmt.Errorf("deploy payload version %d, this worker reads %d: %w",
 			head.Version, DeployVersion, ErrPayloadVersion)
 	}

@@ -26,10 +26,13 @@ func TestNewDeployRoundTrip(t *testing.T) {
 		name    string
 		in      Deploy
 		version int
+		// written is the version the payload must carry: the oldest that holds it.
+		written int
 	}{
-		{"no version set", sampleDeploy(), 0},
-		{"other version overwritten", sampleDeploy(), 7},
-		{"path project, script", Deploy{JobID: "j", Framework: "foundry", Network: "fork", Project: ProjectRef{Path: "examples/counter"}, Script: "script/Deploy.s.sol"}, 0},
+		{"no version set", sampleDeploy(), 0, 1},
+		{"other version overwritten", sampleDeploy(), 7, 1},
+		{"path project, script", Deploy{JobID: "j", Framework: "foundry", Network: "fork", Project: ProjectRef{Path: "examples/counter"}, Script: "script/Deploy.s.sol"}, 0, 1},
+		{"script with arguments", Deploy{JobID: "j", Framework: "foundry", Network: "local", Project: ProjectRef{Path: "p"}, Script: "script/D.s.sol", Sig: "run(int256)", Args: []string{"-5"}}, 0, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -46,15 +49,15 @@ func TestNewDeployRoundTrip(t *testing.T) {
 			if err := json.Unmarshal(task.Payload(), &raw); err != nil {
 				t.Fatal(err)
 			}
-			if raw["version"] != float64(DeployVersion) {
-				t.Errorf("payload version = %v, want %d", raw["version"], DeployVersion)
+			if raw["version"] != float64(tt.written) {
+				t.Errorf("payload version = %v, want %d", raw["version"], tt.written)
 			}
 			got, err := DecodeDeploy(task.Payload())
 			if err != nil {
 				t.Fatalf("DecodeDeploy: %v", err)
 			}
 			want := tt.in
-			want.Version = DeployVersion
+			want.Version = tt.written
 			if !got.EnqueuedAt.Equal(want.EnqueuedAt) {
 				t.Errorf("EnqueuedAt = %v, want %v", got.EnqueuedAt, want.EnqueuedAt)
 			}
@@ -82,7 +85,7 @@ func TestDecodeDeployRefused(t *testing.T) {
 		payload string
 		version bool // the error is ErrPayloadVersion
 	}{
-		{"version 2", `{"version":2,"job_id":"j","framework":"foundry"}`, true},
+		{"version 3", `{"version":3,"job_id":"j","framework":"foundry"}`, true},
 		{"missing version", `{"job_id":"j","framework":"foundry"}`, true},
 		{"version 0", `{"version":0,"job_id":"j"}`, true},
 		{"version -1", `{"version":-1,"job_id":"j"}`, true},

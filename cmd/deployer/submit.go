@@ -28,10 +28,11 @@ func submit(ctx context.Context, cfg config.Config, args []string) error {
 	network := fs.String("network", "local", "network to deploy to")
 	script := fs.String("script", "", "script to run, e.g. script/Deploy.s.sol:Deploy")
 	contract := fs.String("contract", "", "contract to deploy with forge create, e.g. src/Counter.sol:Counter")
+	sig := fs.String("sig", "", "the script's function to call, e.g. 'run(address)' (with -arg for its arguments)")
 	timeout := fs.Duration("timeout", 15*time.Minute, "how long to wait for the job")
 	asJSON := fs.Bool("json", false, "print the job as JSON")
-	var ctorArgs stringList
-	fs.Var(&ctorArgs, "arg", "a constructor argument (repeat for several; with -contract)")
+	var argv stringList
+	fs.Var(&argv, "arg", "an argument, repeated for several: the script's (with -sig), or the constructor's (with -contract)")
 	fs.Usage = func() {
 		fmt.Fprintln(os.Stderr, "usage: deployer submit [flags] DIR")
 		fs.PrintDefaults()
@@ -51,8 +52,14 @@ func submit(ctx context.Context, cfg config.Config, args []string) error {
 		return fmt.Errorf("upload: %w", err)
 	}
 	fmt.Fprintf(os.Stderr, "uploaded %s\n", up.PathURL)
-	job, err := c.Deploy(ctx, api.DeployRequest{PathURL: up.PathURL, Framework: "foundry", Network: *network,
-		Script: *script, Contract: *contract, ConstructorArgs: ctorArgs})
+	req := api.DeployRequest{PathURL: up.PathURL, Framework: "foundry", Network: *network,
+		Script: *script, Contract: *contract, Sig: *sig}
+	if *contract != "" {
+		req.ConstructorArgs = argv
+	} else {
+		req.Args = argv
+	}
+	job, err := c.Deploy(ctx, req)
 	if err != nil {
 		return fmt.Errorf("deploy: %w", err)
 	}

@@ -1,0 +1,50 @@
+package foundry
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestCheckSig(t *testing.T) {
+	for _, tt := range []struct {
+		sig  string
+		args []string
+		err  string
+	}{
+		{"", nil, ""},
+		{"run()", nil, ""},
+		{"run(address)", []string{"0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"}, ""},
+		{"run(int256,string)", []string{"-5", "salt"}, ""},
+		{"deploy(uint256[],(address,bytes32)[2],bool)", []string{"[1,2]", "x", "true"}, ""},
+		{"0xc0406226", nil, ""},
+		{"", []string{"1"}, "args need sig"},
+		{"run(address)", nil, "takes 1 argument(s); args has 0"},
+		{"run()", []string{"1"}, "takes 0 argument(s); args has 1"},
+		{"run(uint257)", []string{"1"}, `"uint257" is not a type`},
+		{"run(address", []string{"1"}, "not a function signature"},
+		{"run(uint256, address)", []string{"1", "2"}, "no spaces"},
+		{"--rpc-url x", nil, "not a function signature"},
+		{"0xc04062", []string{"1"}, "calldata"},
+		{"0x123", nil, "calldata"},
+		{"run(string)", []string{"a\nb"}, "newline"},
+	} {
+		err := CheckSig(tt.sig, tt.args)
+		if tt.err == "" && err != nil || tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)) {
+			t.Errorf("CheckSig(%q, %q) = %v, want %q", tt.sig, tt.args, err, tt.err)
+		}
+	}
+}
+
+// No argument reaches forge as a flag: they follow "--".
+func TestScriptArgumentsAreNeverFlags(t *testing.T) {
+	target := Target{ScriptPath: "script/Deploy.s.sol", Sig: "run(int256,string)", Args: []string{"-5", "--broadcast"}}
+	cmd := DeployCommand(target, "http://127.0.0.1:8545", "0x1")
+	i := slices.Index(cmd, "--")
+	if i < 0 || !slices.Equal(cmd[i+1:], []string{"-5", "--broadcast"}) {
+		t.Fatalf("command %q", cmd)
+	}
+	if j := slices.Index(cmd, "--sig"); j < 0 || j > i || cmd[j+1] != "run(int256,string)" {
+		t.Errorf("sig not passed before the arguments: %q", cmd)
+	}
+}
