@@ -6,30 +6,37 @@ package chains
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/deployer-dev/deployer/cache/imagecache"
 	"github.com/deployer-dev/deployer/engine"
+	"github.com/deployer-dev/deployer/gateway"
 	"github.com/deployer-dev/deployer/networks"
 	"github.com/deployer-dev/deployer/tasks"
 )
 
-// Where anvil listens inside its container, and where its IPC socket is.
-const (
-	rpcPort = 8545
-	ipcDir  = "/ipc"
-	// IPCPath is the chain's socket as job containers see it.
-	IPCPath = ipcDir + "/anvil.ipc"
-)
+// rpcPort is the chain container's published port: the chain's front (chain.js in
+// the runner image), which serves the public methods to anyone and everything to a
+// request with the chain's admin token. anvil itself listens on the container's
+// loopback only.
+const rpcPort = 8545
 
-// AnvilSender is anvil's first default account, the deployer on managed chains. Its
-// account is unlocked on anvil, so no key is needed to send from it.
-const AnvilSender = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+// AdminHeader carries a chain's admin token.
+const AdminHeader = "X-Deployer-Admin"
+
+const (
+	envAdminToken    = "DEPLOYER_ADMIN_TOKEN"
+	envPublicMethods = "DEPLOYER_PUBLIC_METHODS"
+	envForkURL       = "DEPLOYER_FORK_URL"
+)
 
 // ImageResolver gives the runner image anvil runs in.
 type ImageResolver interface {
@@ -50,8 +57,6 @@ type Engine interface {
 	ListContainers(ctx context.Context, match map[string]string) ([]engine.Container, error)
 	RemoveContainer(ctx context.Context, ref string) error
 	EnsureNetwork(ctx context.Context, name string, labels map[string]string) error
-	EnsureVolume(ctx context.Context, name string, labels map[string]string) error
-	RemoveVolume(ctx context.Context, name string) error
 }
 
 // Supervisor keeps the managed chains of one engine.
@@ -76,13 +81,17 @@ func NewSupervisor(eng Engine, images ImageResolver, locks Locker, ns tasks.Name
 type Chain struct {
 	Network     networks.Network
 	ContainerID string
-	// IPCVolume holds the chain's socket; job containers mount it read-only and reach
-	// the chain through it and through nothing else.
-	IPCVolume string
-	// WorkerRPC is how this worker reaches the chain; PublicRPC is how users do.
-	WorkerRPC string
-	PublicRPC string
-	StartedAt time.Time
+	// WorkerRPC is how this worker reaches the chain, with AdminToken in AdminHeader
+	// for the methods users do not get; PublicRPC is how users reach it.
+	WorkerRPC  string
+	AdminToken string
+	PublicRPC  string
+	StartedAt  time.Time
+}
+
+// Admin is the header that opens the chain's admin methods to the worker.
+func (c *Chain) Admin() http.Header {
+	return http.Header{AdminHeader: []string{c.AdminToken}}
 }
 
 // DockerNetwork is the Docker network chains are on.
@@ -97,24 +106,13 @@ func (s *Supervisor) containerName(n networks.Network) string {
 	return containerName(s.eng.Instance(), n.Name)
 }
 
-func (s *Supervisor) volumeName(n networks.Network) string {
-	return volumeName(s.eng.Instance(), n.Name)
-}
-
 func containerName(instance, network string) string {
 	return "deployer-" + instance + "-chain-" + network
 }
 
-func volumeName(instance, network string) string {
-	return containerName(instance, network) + "-ipc"
-}
-
 // Remove removes a network's chain from the engine, with what was deployed on it.
 func Remove(ctx context.Context, eng Engine, network string) error {
-	if err := eng.RemoveContainer(ctx, containerName(eng.Instance(), network)); err != nil {
-		return err
-	}
-	return eng.RemoveVolume(ctx, volumeName(eng.Instance(), network))
+	return eng.RemoveContainer(ctx, containerName(eng.Instance(), network))
 }
 
 // ErrUnhealthy says a chain does not answer as it should.
@@ -192,14 +190,19 @@ func (s *Supervisor) chainOf(n networks.Network, c engine.Container) *Chain {
 	if s.viaNetwork {
 		worker = "http://" + s.containerName(n) + ":" + strconv.Itoa(rpcPort)
 	}
-	return &Chain{
+	chain := &Chain{
 		Network:     n,
 		ContainerID: c.ID,
-		IPCVolume:   s.volumeName(n),
 		WorkerRPC:   worker,
 		PublicRPC:   "http://" + s.publicHost + ":" + strconv.Itoa(port),
 		StartedAt:   c.StartedAt,
 	}
+	for _, e := range c.Env {
+		if v, ok := strings.CutPrefix(e, envAdminToken+"="); ok {
+			chain.AdminToken = v
+		}
+	}
+	return chain
 }
 
 // start creates the chain's container. ErrConflict says another worker did first.
@@ -212,31 +215,30 @@ func (s *Supervisor) start(ctx context.Context, n networks.Network) error {
 	if err := s.eng.EnsureNetwork(ctx, netName, engine.Labels(s.eng.Instance(), engine.RoleNetwork, nil)); err != nil {
 		return err
 	}
-	labels := map[string]string{engine.LabelNetwork: n.Name}
-	if err := s.eng.EnsureVolume(ctx, s.volumeName(n), engine.Labels(s.eng.Instance(), engine.RoleChainIPC, labels)); err != nil {
+	token := make([]byte, 24)
+	if _, err := rand.Read(token); err != nil {
 		return err
 	}
-	// A socket left by a previous anvil would stop the new one from listening.
-	cmd := fmt.Sprintf("rm -f %s && exec anvil --host 0.0.0.0 --port %d --chain-id %d --ipc %s",
-		IPCPath, rpcPort, n.ChainID, IPCPath)
-	var env []string
+	env := []string{
+		envAdminToken + "=" + hex.EncodeToString(token),
+		envPublicMethods + "=" + strings.Join(gateway.PublicMethods(), ","),
+	}
+	args := []string{"--chain-id", strconv.FormatUint(n.ChainID, 10)}
 	if n.Type == networks.Fork {
 		// The upstream URL may hold a key: it goes in the environment, not in the
 		// container's command, which the engine shows to anyone who lists it.
-		env = append(env, "DEPLOYER_FORK_URL="+n.ForkURL())
-		cmd += ` --fork-url "$DEPLOYER_FORK_URL"`
+		env = append(env, envForkURL+"="+n.ForkURL())
 		if n.ForkBlock > 0 {
-			cmd += " --fork-block-number " + strconv.FormatUint(n.ForkBlock, 10)
+			args = append(args, "--fork-block-number", strconv.FormatUint(n.ForkBlock, 10))
 		}
 	}
 	id, err := s.eng.CreateContainer(ctx, engine.ContainerSpec{
 		Name:    s.containerName(n),
 		Image:   img.ID,
-		Cmd:     []string{"sh", "-c", cmd},
+		Cmd:     append([]string{"node", "/usr/local/lib/deployer/chain.js"}, args...),
 		Env:     env,
-		Labels:  engine.Labels(s.eng.Instance(), engine.RoleChain, labels),
+		Labels:  engine.Labels(s.eng.Instance(), engine.RoleChain, map[string]string{engine.LabelNetwork: n.Name}),
 		Tmpfs:   map[string]string{"/tmp": "size=512m,uid=10001,gid=10001,mode=0700"},
-		Mounts:  []engine.Mount{{Volume: s.volumeName(n), Target: ipcDir}},
 		Network: netName,
 		Aliases: []string{"chain-" + n.Name},
 		Ports:   map[int]int{rpcPort: n.Port},
@@ -255,7 +257,7 @@ func (s *Supervisor) start(ctx context.Context, n networks.Network) error {
 // most limit (one try when limit is 0).
 func (s *Supervisor) waitHealthy(ctx context.Context, c *Chain, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
-	rpc := NewRPC(c.WorkerRPC)
+	rpc := NewRPC(c.WorkerRPC, nil)
 	for {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		id, err := rpc.ChainID(cctx)

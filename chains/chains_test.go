@@ -51,7 +51,7 @@ func (e *fakeEngine) CreateContainer(_ context.Context, spec engine.ContainerSpe
 	defer e.mu.Unlock()
 	e.created = append(e.created, spec)
 	e.containers[spec.Name] = engine.Container{ID: "id-" + spec.Name, Name: spec.Name, Labels: spec.Labels,
-		Running: true, State: "running", HostPorts: map[int]int{rpcPort: e.port}}
+		Running: true, State: "running", HostPorts: map[int]int{rpcPort: e.port}, Env: spec.Env}
 	return "id-" + spec.Name + "-0123456789", nil
 }
 func (e *fakeEngine) InspectContainer(_ context.Context, ref string) (engine.Container, error) {
@@ -74,8 +74,6 @@ func (e *fakeEngine) RemoveContainer(_ context.Context, ref string) error {
 	return nil
 }
 func (e *fakeEngine) EnsureNetwork(context.Context, string, map[string]string) error { return nil }
-func (e *fakeEngine) EnsureVolume(context.Context, string, map[string]string) error  { return nil }
-func (e *fakeEngine) RemoveVolume(context.Context, string) error                     { return nil }
 
 type oneImage struct{}
 
@@ -99,8 +97,10 @@ func local(t *testing.T) networks.Network {
 	return n
 }
 
-func supervisor(eng *fakeEngine) *Supervisor {
-	return NewSupervisor(eng, oneImage{}, &localLocks{}, tasks.Namespace{Instance: "unit"}, "203.0.113.7", false,
+// supervisor is a worker's supervisor; workers on one engine share the locks (in
+// Redis, in production).
+func supervisor(eng *fakeEngine, locks *localLocks) *Supervisor {
+	return NewSupervisor(eng, oneImage{}, locks, tasks.Namespace{Instance: "unit"}, "203.0.113.7", false,
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
 }
 
@@ -109,17 +109,18 @@ func supervisor(eng *fakeEngine) *Supervisor {
 func TestEnsureStartsOnceThenAdopts(t *testing.T) {
 	eng := &fakeEngine{containers: map[string]engine.Container{}, port: anvilRPC(t, 31337)}
 	n := local(t)
+	locks := &localLocks{}
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := supervisor(eng).Ensure(context.Background(), n)
+			c, err := supervisor(eng, locks).Ensure(context.Background(), n)
 			if err != nil {
 				t.Error(err)
 				return
 			}
-			if c.PublicRPC != "http://203.0.113.7:"+strconv.Itoa(eng.port) || c.IPCVolume != "deployer-unit-chain-local-ipc" {
+			if c.PublicRPC != "http://203.0.113.7:"+strconv.Itoa(eng.port) || len(c.AdminToken) != 48 {
 				t.Errorf("chain %+v", c)
 			}
 		}()
@@ -129,7 +130,8 @@ func TestEnsureStartsOnceThenAdopts(t *testing.T) {
 		t.Fatalf("%d chains started for one network", len(eng.created))
 	}
 	spec := eng.created[0]
-	if !engine.Ours("unit", spec.Labels) || spec.Labels[engine.LabelRole] != engine.RoleChain || !strings.Contains(strings.Join(spec.Cmd, " "), "--chain-id 31337") {
+	if !engine.Ours("unit", spec.Labels) || spec.Labels[engine.LabelRole] != engine.RoleChain || !strings.Contains(strings.Join(spec.Cmd, " "), "--chain-id 31337") ||
+		!strings.Contains(strings.Join(spec.Env, " "), "DEPLOYER_PUBLIC_METHODS=") {
 		t.Errorf("chain container %+v", spec)
 	}
 }
@@ -140,7 +142,7 @@ func TestEnsureReplacesADeadChain(t *testing.T) {
 	name := "deployer-unit-chain-local"
 	eng.containers[name] = engine.Container{ID: "old", Name: name, Labels: engine.Labels("unit", engine.RoleChain, nil),
 		Running: false, State: "exited"}
-	if _, err := supervisor(eng).Ensure(context.Background(), local(t)); err != nil {
+	if _, err := supervisor(eng, &localLocks{}).Ensure(context.Background(), local(t)); err != nil {
 		t.Fatal(err)
 	}
 	if len(eng.removed) != 1 || len(eng.created) != 1 {
@@ -148,7 +150,7 @@ func TestEnsureReplacesADeadChain(t *testing.T) {
 	}
 	// A container of that name that is not ours is never touched.
 	eng = &fakeEngine{containers: map[string]engine.Container{name: {ID: "theirs", Name: name, Running: true}}, port: eng.port}
-	if _, err := supervisor(eng).Ensure(context.Background(), local(t)); err == nil || len(eng.removed) != 0 {
+	if _, err := supervisor(eng, &localLocks{}).Ensure(context.Background(), local(t)); err == nil || len(eng.removed) != 0 {
 		t.Errorf("someone else's container: err %v, removed %v", err, eng.removed)
 	}
 }

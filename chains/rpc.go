@@ -14,14 +14,16 @@ import (
 
 // RPC is a JSON-RPC client of one chain, for the worker's own checks.
 type RPC struct {
-	url  string
-	http *http.Client
-	id   atomic.Int64
+	url    string
+	header http.Header
+	http   *http.Client
+	id     atomic.Int64
 }
 
-// NewRPC returns a client of the chain at url.
-func NewRPC(url string) *RPC {
-	return &RPC{url: url, http: &http.Client{Timeout: 30 * time.Second}}
+// NewRPC returns a client of the chain at url; header goes with every request (a
+// managed chain's Admin header, for tracing and funding).
+func NewRPC(url string, header http.Header) *RPC {
+	return &RPC{url: url, header: header, http: &http.Client{Timeout: 30 * time.Second}}
 }
 
 // RPCError is an error the chain answered.
@@ -46,6 +48,9 @@ func (r *RPC) Call(ctx context.Context, method string, out any, params ...any) e
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	for k, v := range r.header {
+		req.Header[k] = v
+	}
 	resp, err := r.http.Do(req)
 	if err != nil {
 		// The URL is left out: it may hold a key.

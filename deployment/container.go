@@ -10,16 +10,17 @@ import (
 	"time"
 
 	"github.com/deployer-dev/deployer/cache/compilecache"
-	"github.com/deployer-dev/deployer/chains"
 	"github.com/deployer-dev/deployer/engine"
 	"github.com/deployer-dev/deployer/foundry"
+	"github.com/deployer-dev/deployer/gateway"
 	"github.com/deployer-dev/deployer/internal/redact"
 	"github.com/deployer-dev/deployer/projects"
 )
 
-// box is a job's container: no network (the chain is reached through its IPC socket,
-// mounted read-only), a read-only root, a non-root user, no capabilities, limits on
-// memory, CPU and processes, and a tmpfs work dir. It is leased from the pool.
+// box is a job's container: no network (the chain is reached through the gateway's
+// relay on the container's own loopback), a read-only root, a non-root user, no
+// capabilities, limits on memory, CPU and processes, and a tmpfs work dir. It is
+// leased from the pool.
 type box struct {
 	c   Container
 	mem int64
@@ -32,7 +33,7 @@ type box struct {
 
 // JobContainer is the container jobs of a network run in. Nothing in it names a job:
 // the pool hands the same container to the next job of the same kind.
-func JobContainer(instance string, cfg Config, network, imageID string, chain *chains.Chain) engine.ContainerSpec {
+func JobContainer(instance string, cfg Config, network, imageID string) engine.ContainerSpec {
 	return engine.ContainerSpec{
 		Image: imageID,
 		// The container idles while the job's commands run in it one after another.
@@ -46,7 +47,6 @@ func JobContainer(instance string, cfg Config, network, imageID string, chain *c
 			workDir: "size=1g,uid=10001,gid=10001,mode=0700",
 			"/tmp":  "size=256m,uid=10001,gid=10001,mode=0700",
 		},
-		Mounts:   []engine.Mount{{Volume: chain.IPCVolume, Target: "/ipc", ReadOnly: true}},
 		Network:  "none",
 		Memory:   cfg.Memory,
 		NanoCPUs: cfg.NanoCPUs,
@@ -129,8 +129,8 @@ func (b *box) saveArtifacts(ctx context.Context, store CompileCache, key string,
 }
 
 // deploy runs the deployment and returns what forge says it made.
-func (b *box) deploy(ctx context.Context, target foundry.Target, chainID uint64, out *output) (foundry.Broadcast, error) {
-	code, err := b.forgeExec(ctx, foundry.DeployCommand(target, chains.IPCPath, chains.AnvilSender), out)
+func (b *box) deploy(ctx context.Context, target foundry.Target, chainID uint64, sender string, out *output) (foundry.Broadcast, error) {
+	code, err := b.forgeExec(ctx, foundry.DeployCommand(target, gateway.RelayURL, sender), out)
 	if err != nil {
 		return foundry.Broadcast{}, err
 	}

@@ -16,12 +16,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/deployer-dev/deployer/cache/compilecache"
 	"github.com/deployer-dev/deployer/cache/imagecache"
 	"github.com/deployer-dev/deployer/chains"
 	"github.com/deployer-dev/deployer/foundry"
+	"github.com/deployer-dev/deployer/gateway"
 	"github.com/deployer-dev/deployer/internal/lock"
 	"github.com/deployer-dev/deployer/internal/redact"
 	"github.com/deployer-dev/deployer/jobs"
@@ -86,6 +88,8 @@ type Deps struct {
 	Locks      Locker
 	Namespace  tasks.Namespace
 	Redact     *redact.Redactor
+	// Senders make the keys that sign on managed chains, one per client.
+	Senders gateway.Senders
 }
 
 // Deployer runs deployment jobs on one engine.
@@ -132,6 +136,13 @@ type job struct {
 	compileKey string
 	cached     []byte
 	box        *box
+	gw         *gateway.Session
+	relay      *relay
+
+	// unlocks release the sender locks the job took, its own and those of addresses
+	// it signed for itself; the gateway takes the latter from its own goroutines.
+	mu      sync.Mutex
+	unlocks []func()
 }
 
 func (j *job) run(ctx context.Context) error {
@@ -150,9 +161,15 @@ func (j *job) run(ctx context.Context) error {
 // close gives back what the job held.
 func (j *job) close(ctx context.Context) {
 	if j.box != nil {
+		j.stopRelay()
 		j.r.Timings.Forge = j.box.forge.Milliseconds()
 		j.box.release(ctx)
 	}
+	j.mu.Lock()
+	for _, unlock := range j.unlocks {
+		unlock()
+	}
+	j.mu.Unlock()
 	if j.proj != nil {
 		j.proj.cleanup()
 	}
@@ -203,10 +220,14 @@ func (j *job) resolveImage(ctx context.Context) error {
 
 func (j *job) ensureChain(ctx context.Context) error {
 	net := j.proj.plan.Network
-	return j.step(ctx, "starting chain "+net.Name, j.d.cfg.Steps.Chain, func(ctx context.Context) (err error) {
+	err := j.step(ctx, "starting chain "+net.Name, j.d.cfg.Steps.Chain, func(ctx context.Context) (err error) {
 		j.chain, err = j.d.Chains.Ensure(ctx, net)
 		return err
 	})
+	if err == nil {
+		j.openGateway()
+	}
+	return err
 }
 
 // lookupCompiled finds the project's artifacts in the compile cache: a hit travels
@@ -233,7 +254,7 @@ func (j *job) lookupCompiled(ctx context.Context) error {
 func (j *job) openContainer(ctx context.Context) error {
 	t := time.Now()
 	err := j.step(ctx, "starting container", j.d.cfg.Steps.Container, func(ctx context.Context) error {
-		c, err := j.d.Containers.Lease(ctx, JobContainer(j.d.Namespace.Instance, j.d.cfg, j.p.Network, j.img.ID, j.chain), j.p.JobID)
+		c, err := j.d.Containers.Lease(ctx, JobContainer(j.d.Namespace.Instance, j.d.cfg, j.p.Network, j.img.ID), j.p.JobID)
 		if err != nil {
 			return err
 		}
@@ -243,6 +264,8 @@ func (j *job) openContainer(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The relay starts while the project is copied in; the script waits for it.
+	j.startRelay(ctx)
 	j.r.Cache.ContainerReused = j.box.c.Reused()
 	j.rep.Container(j.box.c.ID(), j.box.c.Reused())
 	err = j.users.run(ctx, "copying project", func(ctx context.Context) error {
@@ -275,20 +298,31 @@ func (j *job) compile(ctx context.Context) error {
 	})
 }
 
-// deploy runs the script (or forge create) under the chain's sender lock, and
-// confirms on chain what it made.
+// deploy runs the script (or forge create) through the job's gateway, under its
+// sender's lock, and confirms on chain what it made, by the transactions that went
+// through the gateway.
 func (j *job) deploy(ctx context.Context) error {
 	net := j.proj.plan.Network
-	j.rep.Step("deploying to " + net.Name)
 	t := time.Now()
 	defer func() { j.r.Timings.Deploy = time.Since(t).Milliseconds() }()
-	// One sender per chain at a time, whichever worker sends: forge picks nonces
-	// from the chain, so two runs at once would collide. The wait is the service's,
-	// not the user's.
+	sender := strings.ToLower(j.gw.Sender().Hex())
+	err := j.step(ctx, "connecting to "+net.Name, j.d.cfg.Steps.Container, func(ctx context.Context) error {
+		if err := j.waitRelay(ctx); err != nil {
+			return err
+		}
+		return j.fund(ctx)
+	})
+	if err != nil {
+		return err
+	}
+	j.rep.Step("deploying to " + net.Name)
+	// A client's deployments to a chain take turns: forge picks nonces from the
+	// chain, so two runs from one sender at once would collide. Other clients'
+	// deployments run at the same time. The wait is the service's, not the user's.
 	wait := j.d.cfg.Steps.SenderWait
-	held, unlock, err := j.d.Locks.LockWait(ctx, j.d.Namespace.SenderLock(j.d.EngineID, net.Name, chains.AnvilSender), wait)
+	held, unlock, err := j.d.Locks.LockWait(ctx, j.senderLock(j.gw.Sender()), wait)
 	if errors.Is(err, lock.ErrWaitTimeout) {
-		return &TimeoutError{Step: "waiting for other deployments to " + net.Name, Limit: wait}
+		return &TimeoutError{Step: "waiting for the client's other deployments to " + net.Name, Limit: wait}
 	}
 	if err != nil {
 		return err
@@ -300,11 +334,16 @@ func (j *job) deploy(ctx context.Context) error {
 		ctx, cancel := context.WithCancelCause(ctx)
 		defer cancel(nil)
 		defer context.AfterFunc(held, func() { cancel(context.Cause(held)) })()
-		made, err := j.box.deploy(ctx, j.proj.plan.Target, net.ChainID, newOutput(j.rep, j.d.Redact))
+		made, err := j.box.deploy(ctx, j.proj.plan.Target, net.ChainID, sender, newOutput(j.rep, j.d.Redact))
 		if err != nil {
 			return err
 		}
-		contracts, err = confirm(ctx, chains.NewRPC(j.chain.WorkerRPC), made, j.log)
+		// What forge's files say is checked against what went through the gateway.
+		made.TxHashes = nil
+		for _, s := range j.gw.Sent() {
+			made.TxHashes = append(made.TxHashes, strings.ToLower(s.Hash))
+		}
+		contracts, err = confirm(ctx, chains.NewRPC(j.chain.WorkerRPC, j.chain.Admin()), made, j.log)
 		return err
 	})
 	if err != nil {
@@ -313,7 +352,7 @@ func (j *job) deploy(ctx context.Context) error {
 	if contracts == nil {
 		contracts = []jobs.Contract{}
 	}
-	j.r.Result = &jobs.Result{ChainID: net.ChainID, RPCURL: j.chain.PublicRPC, Contracts: contracts}
+	j.r.Result = &jobs.Result{ChainID: net.ChainID, RPCURL: j.chain.PublicRPC, Sender: sender, Client: j.p.Client, Contracts: contracts}
 	return nil
 }
 

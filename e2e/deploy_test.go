@@ -80,7 +80,7 @@ func TestMultiContractScriptReportsEveryContract(t *testing.T) {
 	}
 	names := map[string]int{}
 	seen := map[string]bool{}
-	rpc := chains.NewRPC(j.Result.RPCURL)
+	rpc := s.chainAdmin(t, "local")
 	for _, c := range j.Result.Contracts {
 		names[c.Name]++
 		if seen[strings.ToLower(c.Address)] {
@@ -123,7 +123,7 @@ func TestScriptWithArguments(t *testing.T) {
 	requireCompleted(t, j)
 	holder := j.Result.Contracts[0].Address
 	var x string
-	if err := chains.NewRPC(j.Result.RPCURL).Call(context.Background(), "eth_call", &x,
+	if err := chains.NewRPC(j.Result.RPCURL, nil).Call(context.Background(), "eth_call", &x,
 		map[string]string{"to": holder, "data": "0x0c55699c"}, "latest"); err != nil {
 		t.Fatal(err)
 	}

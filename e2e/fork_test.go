@@ -36,7 +36,7 @@ func TestForkSeesUpstreamAndKeepsItsOwnState(t *testing.T) {
 	if n := callUint(t, fork.Result.RPCURL, forkAddr, "0x8381f58a"); n != 22 {
 		t.Errorf("the fork's contract reads %d, want 22", n)
 	}
-	code, err := chains.NewRPC(up.Result.RPCURL).Code(context.Background(), forkAddr)
+	code, err := chains.NewRPC(up.Result.RPCURL, nil).Code(context.Background(), forkAddr)
 	if err != nil {
 		t.Fatal(err)
 	}

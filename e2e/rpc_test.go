@@ -13,7 +13,7 @@ import (
 func callUint(t *testing.T, rpcURL, addr, selector string) uint64 {
 	t.Helper()
 	var out string
-	err := chains.NewRPC(rpcURL).Call(context.Background(), "eth_call", &out,
+	err := chains.NewRPC(rpcURL, nil).Call(context.Background(), "eth_call", &out,
 		map[string]string{"to": addr, "data": selector}, "latest")
 	if err != nil {
 		t.Fatalf("eth_call %s on %s: %v", selector, addr, err)

@@ -375,7 +375,7 @@ func requireCompleted(t testing.TB, j api.Job) {
 	if j.Result == nil || len(j.Result.Contracts) == 0 {
 		t.Fatalf("completed job %s returned no contracts", j.JobID)
 	}
-	rpc := chains.NewRPC(j.Result.RPCURL)
+	rpc := chains.NewRPC(j.Result.RPCURL, nil)
 	ctx := context.Background()
 	id, err := rpc.ChainID(ctx)
 	if err != nil || id != j.Result.ChainID {
@@ -414,4 +414,25 @@ func deref(s *string) string {
 		return "<nil>"
 	}
 	return *s
+}
+
+// chainAdmin is the worker's own access to a network's chain: its published port with
+// the chain's admin token, for what users do not get (tracing).
+func (s *stack) chainAdmin(t testing.TB, network string) *chains.RPC {
+	t.Helper()
+	eng := testenv.RequireEngine(t, s.instance)
+	c, err := eng.InspectContainer(context.Background(), "deployer-"+s.instance+"-chain-"+network)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var token string
+	for _, e := range c.Env {
+		if v, ok := strings.CutPrefix(e, "DEPLOYER_ADMIN_TOKEN="); ok {
+			token = v
+		}
+	}
+	if token == "" || c.HostPorts[8545] == 0 {
+		t.Fatalf("chain %s: no admin token or port", network)
+	}
+	return chains.NewRPC("http://127.0.0.1:"+strconv.Itoa(c.HostPorts[8545]), http.Header{chains.AdminHeader: {token}})
 }

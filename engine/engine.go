@@ -101,6 +101,8 @@ type Container struct {
 	// HostPorts maps container ports to the host ports they are published on.
 	HostPorts map[int]int
 	Created   time.Time
+	// Env is the container's environment (read on inspect only).
+	Env []string
 }
 
 // ExecSpec is a command run in a running container.

@@ -62,8 +62,12 @@ type Job struct {
 
 // Result is what a completed deployment made.
 type Result struct {
-	ChainID   uint64     `json:"chain_id"`
-	RPCURL    string     `json:"rpc_url"`
+	ChainID uint64 `json:"chain_id"`
+	RPCURL  string `json:"rpc_url"`
+	// Sender is the address that signed the deployment; Client names whose it was,
+	// when tokens name clients.
+	Sender    string     `json:"sender"`
+	Client    string     `json:"client,omitempty"`
 	Contracts []Contract `json:"contracts"`
 }
 

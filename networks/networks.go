@@ -11,10 +11,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"net/url"
 	"os"
 	"regexp"
 	"sort"
+	"strings"
 )
 
 // Types of network.
@@ -38,13 +40,27 @@ type Network struct {
 	ForkBlock uint64 `json:"fork_block_number,omitempty"`
 	// RPCURLEnv names the variable holding a remote network's RPC.
 	RPCURLEnv string `json:"rpc_url_env,omitempty"`
-	// DeployerKeyEnv names the variable holding a remote network's deployer key.
-	DeployerKeyEnv string `json:"deployer_key_env,omitempty"`
+	// DeployerKeyEnv names the variable holding a remote network's deployer key (hex),
+	// DeployerKeyFile a file holding it; one of the two.
+	DeployerKeyEnv  string `json:"deployer_key_env,omitempty"`
+	DeployerKeyFile string `json:"deployer_key_file,omitempty"`
+	// Confirmations is how many blocks a remote network's transaction waits for
+	// before its contract is reported (default 1); managed chains mine per transaction.
+	Confirmations uint64 `json:"confirmations,omitempty"`
+	// Clients may deploy to a remote network, by their token's name; the admin token
+	// always may. Without tokens configured at all, everyone may.
+	Clients []string `json:"clients,omitempty"`
+	// MaxValueWei caps one transaction's value, MaxSpendWei what one job spends in
+	// all, gas included (decimal wei; empty: no cap).
+	MaxValueWei string `json:"max_value_wei,omitempty"`
+	MaxSpendWei string `json:"max_spend_wei,omitempty"`
 
 	// Read from the environment at load; never serialized.
 	forkURL     string
 	rpcURL      string
 	deployerKey string
+	maxValue    *big.Int
+	maxSpend    *big.Int
 }
 
 // Managed says the workers run this network's chain.
@@ -56,6 +72,90 @@ func (n Network) ForkURL() string { return n.forkURL }
 // RPCURL is a remote network's RPC. Secret.
 func (n Network) RPCURL() string { return n.rpcURL }
 
+// DeployerKey is a remote network's deployer key, hex. Secret.
+func (n Network) DeployerKey() string { return n.deployerKey }
+
+// MaxValue and MaxSpend are a remote network's caps, nil when it has none.
+func (n Network) MaxValue() *big.Int { return n.maxValue }
+
+// MaxSpend is what one job may spend on a remote network, gas included.
+func (n Network) MaxSpend() *big.Int { return n.maxSpend }
+
+// Allows says whether a client may deploy to the network: anyone to a managed chain;
+// to a remote one, the admin, the clients it lists, and everyone when no tokens name
+// clients at all (client "").
+func (n Network) Allows(client string) bool {
+	if n.Type != Remote || client == "" || client == AdminClient {
+		return true
+	}
+	for _, c := range n.Clients {
+		if c == client {
+			return true
+		}
+	}
+	return false
+}
+
+// AdminClient is the name of the admin token's holder.
+const AdminClient = "admin"
+
+// MaskURL shows an RPC URL without what may hold a key: its user, path and query
+// values ("https://eth.example/v2/KEY?apikey=KEY" is "https://eth.example/***?apikey=***").
+func MaskURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "***"
+	}
+	masked := u.Scheme + "://"
+	if u.User != nil {
+		masked += "***@"
+	}
+	masked += u.Host
+	if u.Path != "" && u.Path != "/" {
+		masked += "/***"
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		keys := make([]string, 0, len(q))
+		for k := range q {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = url.QueryEscape(k) + "=***"
+		}
+		masked += "?" + strings.Join(parts, "&")
+	}
+	return masked
+}
+
+// urlSecrets are the parts of a URL that may be a key on their own: its password,
+// long path segments and query values.
+func urlSecrets(raw string) []string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	if p, ok := u.User.Password(); ok && p != "" {
+		out = append(out, p)
+	}
+	for _, seg := range strings.Split(u.Path, "/") {
+		if len(seg) >= 8 {
+			out = append(out, seg)
+		}
+	}
+	for _, vs := range u.Query() {
+		for _, v := range vs {
+			if len(v) >= 8 {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
+}
+
 // Available says whether the network can take deployments with this environment, and
 // if not, why (the variable that is not set).
 func (n Network) Available() error {
@@ -64,6 +164,8 @@ func (n Network) Available() error {
 		return fmt.Errorf("network %q is not configured: %s is not set", n.Name, n.ForkURLEnv)
 	case n.Type == Remote && n.rpcURL == "":
 		return fmt.Errorf("network %q is not configured: %s is not set", n.Name, n.RPCURLEnv)
+	case n.Type == Remote && n.deployerKey == "" && n.DeployerKeyFile != "":
+		return fmt.Errorf("network %q is not configured: its deployer key file cannot be read", n.Name)
 	case n.Type == Remote && n.deployerKey == "":
 		return fmt.Errorf("network %q is not configured: %s is not set", n.Name, n.DeployerKeyEnv)
 	}
@@ -73,11 +175,13 @@ func (n Network) Available() error {
 // Secrets are the values of this network that must never be shown.
 func (n Network) Secrets() []string {
 	var out []string
-	for _, s := range []string{n.forkURL, n.rpcURL, n.deployerKey} {
+	for _, s := range []string{n.forkURL, n.rpcURL, n.deployerKey, strings.TrimPrefix(n.deployerKey, "0x")} {
 		if s != "" {
 			out = append(out, s)
 		}
 	}
+	out = append(out, urlSecrets(n.forkURL)...)
+	out = append(out, urlSecrets(n.rpcURL)...)
 	return out
 }
 
@@ -141,6 +245,7 @@ func Load(path string) (Set, error) {
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,31}$`)
 var envRE = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
+var keyRE = regexp.MustCompile(`^(0x)?[0-9a-fA-F]{64}$`)
 
 // Parse reads a network file's contents; getenv supplies the referenced variables.
 func Parse(b []byte, getenv func(string) string) (Set, error) {
@@ -200,7 +305,34 @@ func Parse(b []byte, getenv func(string) string) (Set, error) {
 			}
 		}
 		if n.DeployerKeyEnv != "" {
-			n.deployerKey = getenv(n.DeployerKeyEnv)
+			n.deployerKey = strings.TrimSpace(getenv(n.DeployerKeyEnv))
+		}
+		if n.DeployerKeyFile != "" {
+			// Unreadable until deployed to: Available says so then.
+			if b, err := os.ReadFile(n.DeployerKeyFile); err == nil {
+				n.deployerKey = strings.TrimSpace(string(b))
+			}
+		}
+		if n.deployerKey != "" && !keyRE.MatchString(n.deployerKey) {
+			// The value is not repeated: it may be a key with a typo.
+			return Set{}, fmt.Errorf("%s: the deployer key is not 64 hex digits", label)
+		}
+		for _, c := range []struct {
+			name string
+			v    string
+			dst  **big.Int
+		}{{"max_value_wei", n.MaxValueWei, &n.maxValue}, {"max_spend_wei", n.MaxSpendWei, &n.maxSpend}} {
+			if c.v == "" {
+				continue
+			}
+			v, ok := new(big.Int).SetString(c.v, 10)
+			if !ok || v.Sign() < 0 {
+				return Set{}, fmt.Errorf("%s: %s %q is not a number of wei", label, c.name, c.v)
+			}
+			*c.dst = v
+		}
+		if n.Type == Remote && n.Confirmations == 0 {
+			n.Confirmations = 1
 		}
 		set.byName[n.Name] = n
 	}
@@ -228,6 +360,10 @@ func validate(n Network) error {
 			return fmt.Errorf("%q is not an environment variable name", env)
 		}
 	}
+	if n.Type != Remote && (n.DeployerKeyEnv != "" || n.DeployerKeyFile != "" || len(n.Clients) > 0 ||
+		n.MaxValueWei != "" || n.MaxSpendWei != "" || n.Confirmations != 0) {
+		return errors.New("deployer keys, clients, caps and confirmations are a remote network's: managed chains sign with the worker's keys")
+	}
 	switch n.Type {
 	case Local:
 		if n.ForkURLEnv != "" || n.RPCURLEnv != "" {
@@ -241,8 +377,8 @@ func validate(n Network) error {
 		if n.RPCURLEnv == "" {
 			return errors.New("a remote network needs rpc_url_env")
 		}
-		if n.DeployerKeyEnv == "" {
-			return errors.New("a remote network needs deployer_key_env")
+		if (n.DeployerKeyEnv == "") == (n.DeployerKeyFile == "") {
+			return errors.New("a remote network needs one of deployer_key_env and deployer_key_file")
 		}
 	default:
 		return fmt.Errorf("type %q: use local, fork or remote", n.Type)

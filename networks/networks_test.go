@@ -75,7 +75,8 @@ func TestParseRepoFile(t *testing.T) {
 	if err := fork.Available(); err != nil {
 		t.Errorf("fork.Available() = %v", err)
 	}
-	if got := fork.Secrets(); !reflect.DeepEqual(got, []string{forkURL}) {
+	// The whole URL, and the part of it that may be the key on its own.
+	if got := fork.Secrets(); !reflect.DeepEqual(got, []string{forkURL, "forkSecretKey123"}) {
 		t.Errorf("fork.Secrets() = %q", got)
 	}
 
@@ -86,13 +87,13 @@ func TestParseRepoFile(t *testing.T) {
 	if err := sep.Available(); err != nil {
 		t.Errorf("sepolia.Available() = %v", err)
 	}
-	if got := sep.Secrets(); !reflect.DeepEqual(got, []string{rpcURL, deployKey}) {
+	if got := sep.Secrets(); !reflect.DeepEqual(got, []string{rpcURL, deployKey, strings.TrimPrefix(deployKey, "0x"), "rpcSecretKey456"}) {
 		t.Errorf("sepolia.Secrets() = %q", got)
 	}
 
 	all := s.Secrets()
 	sort.Strings(all)
-	want := []string{deployKey, rpcURL, forkURL}
+	want := []string{deployKey, strings.TrimPrefix(deployKey, "0x"), rpcURL, "rpcSecretKey456", forkURL, "forkSecretKey123"}
 	sort.Strings(want)
 	if !reflect.DeepEqual(all, want) {
 		t.Errorf("Set.Secrets() = %q, want %q", all, want)
@@ -347,5 +348,59 @@ func TestLoad(t *testing.T) {
 	}
 	if _, err := Load(filepath.Join(t.TempDir(), "missing.json")); err == nil {
 		t.Errorf("Load(missing) = nil error")
+	}
+}
+
+func TestMaskURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://eth-sepolia.g.alchemy.com/v2/KEY123456789": "https://eth-sepolia.g.alchemy.com/***",
+		"https://rpc.example/?apikey=KEY123456789&chain=1":  "https://rpc.example?apikey=***&chain=***",
+		"http://user:pass@127.0.0.1:8545/":                  "http://***@127.0.0.1:8545",
+		"http://127.0.0.1:8545":                             "http://127.0.0.1:8545",
+		"not a url":                                         "***",
+	} {
+		if got := MaskURL(in); got != want {
+			t.Errorf("MaskURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestRemoteSettings(t *testing.T) {
+	keyFile := filepath.Join(t.TempDir(), "key")
+	if err := os.WriteFile(keyFile, []byte("0x"+strings.Repeat("ab", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Parse([]byte(`{"networks": [{"name": "main", "type": "remote", "chain_id": 1, "rpc_url_env": "URL",
+		"deployer_key_file": "`+keyFile+`", "clients": ["alice"], "max_value_wei": "1000", "max_spend_wei": "5000"}]}`),
+		func(string) string { return "https://rpc.example/v2/abcdefghij" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := s.Get("main")
+	if n.DeployerKey() != "0x"+strings.Repeat("ab", 32) || n.Confirmations != 1 || n.MaxValue().Int64() != 1000 || n.MaxSpend().Int64() != 5000 {
+		t.Errorf("main = %+v", n)
+	}
+	if !n.Allows("alice") || n.Allows("bob") || !n.Allows("admin") || !n.Allows("") {
+		t.Error("clients of a remote network")
+	}
+	for _, bad := range []string{
+		`{"name": "x", "type": "remote", "chain_id": 1, "rpc_url_env": "URL"}`,
+		`{"name": "x", "type": "remote", "chain_id": 1, "rpc_url_env": "URL", "deployer_key_env": "K", "max_spend_wei": "lots"}`,
+		`{"name": "x", "type": "local", "chain_id": 1, "clients": ["alice"]}`,
+	} {
+		if _, err := Parse([]byte(`{"networks": [`+bad+`]}`), func(string) string { return "" }); err == nil {
+			t.Errorf("accepted %s", bad)
+		}
+	}
+	// A malformed key is refused without being repeated.
+	_, err = Parse([]byte(`{"networks": [{"name": "x", "type": "remote", "chain_id": 1, "rpc_url_env": "URL", "deployer_key_env": "K"}]}`),
+		func(v string) string {
+			if v == "K" {
+				return "0xSECRETbutTYPO"
+			}
+			return "https://rpc.example"
+		})
+	if err == nil || strings.Contains(err.Error(), "SECRET") {
+		t.Errorf("bad key: %v", err)
 	}
 }

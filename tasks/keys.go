@@ -76,6 +76,17 @@ func (n Namespace) SenderLock(engineID, network, sender string) string {
 	return n.key("lock", "sender", engineID, network, sender)
 }
 
+// SenderSeed is the seed the keys of managed chains' senders derive from.
+func (n Namespace) SenderSeed() string { return n.key("sender-seed") }
+
+// JournalKey lists the transactions a job's gateway signed, before it sent them.
+func (n Namespace) JournalKey(jobID string) string { return n.key("journal", jobID) }
+
+// IdempotencyKey maps a client's Idempotency-Key (its hash) to the job it made.
+func (n Namespace) IdempotencyKey(client, keyHash string) string {
+	return n.key("idempotency", client, keyHash)
+}
+
 // Kinds of cache index, as their keys name them.
 const (
 	ImageCacheKind   = "images"

@@ -52,14 +52,17 @@ type Deploy struct {
 	Contract        string     `json:"contract,omitempty"`
 	ConstructorArgs []string   `json:"constructor_args,omitempty"`
 	// Sig and Args are a script's entry point and arguments (version 2).
-	Sig        string    `json:"sig,omitempty"`
-	Args       []string  `json:"args,omitempty"`
+	Sig  string   `json:"sig,omitempty"`
+	Args []string `json:"args,omitempty"`
+	// Client names the token holder who asked (version 2): deployments of one client
+	// sign with one key. Empty: the job is its own client.
+	Client     string    `json:"client,omitempty"`
 	EnqueuedAt time.Time `json:"enqueued_at"`
 }
 
 // version is the oldest payload version that holds p.
 func (p Deploy) version() int {
-	if p.Sig != "" || len(p.Args) > 0 {
+	if p.Sig != "" || len(p.Args) > 0 || p.Client != "" {
 		return 2
 	}
 	return 1

@@ -110,7 +110,7 @@ func run(ctx context.Context, bin, addr, project, logFile string, keep bool) err
 			return fmt.Errorf("job %s ended %s", j.JobID, j.Status)
 		}
 		for _, ct := range j.Result.Contracts {
-			code, err := chains.NewRPC(j.Result.RPCURL).Code(ctx, ct.Address)
+			code, err := chains.NewRPC(j.Result.RPCURL, nil).Code(ctx, ct.Address)
 			if err != nil || len(code) <= 2 {
 				return fmt.Errorf("no code at %s: %v", ct.Address, err)
 			}

@@ -87,7 +87,7 @@ func (e *Engine) InspectContainer(ctx context.Context, ref string) (engine.Conta
 	}
 	c := engine.Container{ID: r.ID, Name: r.Name, Image: r.Image, HostPorts: map[int]int{}}
 	if r.Config != nil {
-		c.Labels, c.User = r.Config.Labels, r.Config.User
+		c.Labels, c.User, c.Env = r.Config.Labels, r.Config.User, r.Config.Env
 	}
 	if r.State != nil {
 		c.Running, c.State, c.OOMKilled = r.State.Running, r.State.Status, r.State.OOMKilled

@@ -9,11 +9,13 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -206,5 +208,54 @@ func StartRedis() (string, func(), error) {
 			return "", nil, fmt.Errorf("redis-server did not start: %w", err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Anvil starts the toolchain's anvil on a free port of 127.0.0.1 with args, for the
+// test, and returns its URL once it answers.
+func Anvil(t testing.TB, args ...string) string {
+	t.Helper()
+	bin := filepath.Join(Toolchain(), "bin", "anvil")
+	if _, err := os.Stat(bin); err != nil {
+		Missing(t, "anvil: %v", err)
+	}
+	for attempt := 0; ; attempt++ {
+		port := FreePort(t)
+		cmd := exec.Command(bin, append([]string{"--host", "127.0.0.1", "--port", strconv.Itoa(port)}, args...)...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
+		url := "http://127.0.0.1:" + strconv.Itoa(port)
+		deadline := time.Now().Add(time.Minute)
+		for {
+			if isDone(done) {
+				// Another process took the port in between: try another.
+				if attempt >= 3 {
+					t.Fatalf("anvil exited")
+				}
+				break
+			}
+			resp, err := http.Post(url, "application/json", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}`))
+			if err == nil {
+				resp.Body.Close()
+				return url
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("anvil on %s did not answer: %v", url, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
+func isDone(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
 }

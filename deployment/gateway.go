@@ -1,0 +1,149 @@
+package deployment
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math/big"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/common/hexutil"
+
+	"github.com/deployer-dev/deployer/chains"
+	"github.com/deployer-dev/deployer/engine"
+	"github.com/deployer-dev/deployer/gateway"
+)
+
+// The job's gateway: the only way its container reaches the chain (see package
+// gateway). It is opened when the job has its container and chain, and its relay
+// runs in the container while the job's commands run.
+
+// relay is the gateway's end in a job's container: `node relay.js`, run with
+// docker exec, its standard input and output carrying the requests.
+type relay struct {
+	// in is the relay's standard input: closing it ends the relay.
+	in    *io.PipeWriter
+	ready chan struct{}
+	// done has the exec's end: nil, or why the relay could not run.
+	done chan error
+}
+
+// clientOf names who a job deploys for: its client (a token's holder), or, without
+// tokens, the job alone.
+func clientOf(client, jobID string) string {
+	if client != "" {
+		return "client:" + client
+	}
+	return "job:" + jobID
+}
+
+// openGateway makes the job's gateway, in front of its chain, signing with its
+// client's key; transactions the job signs itself take their sender's lock.
+func (j *job) openGateway() {
+	net := j.proj.plan.Network
+	j.gw = gateway.New(gateway.Config{
+		Upstream: gateway.NewUpstream(j.chain.WorkerRPC, j.chain.Admin()),
+		ChainID:  net.ChainID,
+		Key:      j.d.Senders.Key(clientOf(j.p.Client, j.p.JobID)),
+		ClaimRaw: func(ctx context.Context, from common.Address) error {
+			_, unlock, err := j.d.Locks.LockWait(ctx, j.senderLock(from), j.d.cfg.Steps.SenderWait)
+			if err != nil {
+				return err
+			}
+			j.mu.Lock()
+			j.unlocks = append(j.unlocks, unlock)
+			j.mu.Unlock()
+			return nil
+		},
+		Log: j.log,
+	})
+}
+
+func (j *job) senderLock(a common.Address) string {
+	return j.d.Namespace.SenderLock(j.d.EngineID, j.proj.plan.Network.Name, strings.ToLower(a.Hex()))
+}
+
+// startRelay starts the relay in the job's container and serves the gateway to it;
+// it does not wait for the relay to listen (waitRelay does).
+func (j *job) startRelay(ctx context.Context) {
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	r := &relay{in: inW, ready: make(chan struct{}), done: make(chan error, 1)}
+	go func() { _ = gateway.Serve(ctx, j.gw, outR, inW, r.ready) }()
+	go func() {
+		var stderr bytes.Buffer
+		code, err := j.box.c.Exec(ctx, engine.ExecSpec{
+			Cmd:    []string{"node", "/usr/local/lib/deployer/relay.js", strconv.Itoa(gateway.RelayPort)},
+			User:   jobUser,
+			Stdin:  inR,
+			Stdout: outW,
+			Stderr: &limitWriter{w: &stderr, n: 64 << 10},
+		})
+		outW.Close()
+		inR.Close()
+		if err == nil && code != 0 {
+			err = fmt.Errorf("the job's relay exited %d: %s", code, lastLine(stderr.String()))
+		}
+		r.done <- err
+	}()
+	j.relay = r
+}
+
+// waitRelay waits until the relay listens.
+func (j *job) waitRelay(ctx context.Context) error {
+	select {
+	case <-j.relay.ready:
+		return nil
+	case err := <-j.relay.done:
+		j.box.broken = true
+		if err == nil {
+			err = fmt.Errorf("the job's relay ended before it listened")
+		}
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// stopRelay ends the relay and waits for it, so that the container's reset finds
+// none of the job's processes.
+func (j *job) stopRelay() {
+	if j.relay == nil {
+		return
+	}
+	j.relay.in.Close()
+	select {
+	case <-j.relay.done:
+	case <-time.After(10 * time.Second):
+		// Its reset kills it, or the container goes.
+		j.box.broken = true
+	}
+}
+
+// A managed chain's sender that has less than fundBelow is given fundTo: plenty for
+// any deployment, and no one's to spend but its client's.
+var (
+	fundBelow = new(big.Int).Mul(big.NewInt(100), big.NewInt(1e18))
+	fundTo    = new(big.Int).Mul(big.NewInt(10_000), big.NewInt(1e18))
+)
+
+// fund gives the job's sender ether on a managed chain, from the worker: the job
+// itself cannot call anvil_setBalance.
+func (j *job) fund(ctx context.Context) error {
+	rpc := chains.NewRPC(j.chain.WorkerRPC, j.chain.Admin())
+	var bal hexutil.Big
+	if err := rpc.Call(ctx, "eth_getBalance", &bal, j.gw.Sender(), "latest"); err != nil {
+		return fmt.Errorf("fund sender: %w", err)
+	}
+	if bal.ToInt().Cmp(fundBelow) >= 0 {
+		return nil
+	}
+	if err := rpc.Call(ctx, "anvil_setBalance", nil, j.gw.Sender(), (*hexutil.Big)(fundTo)); err != nil {
+		return fmt.Errorf("fund sender: %w", err)
+	}
+	return nil
+}
