@@ -46,7 +46,9 @@ type Job struct {
 	Timings   *jobs.Timings `json:"timings_ms"`
 	Cache     *jobs.Cache   `json:"cache"`
 
-	Step            string     `json:"step,omitempty"`
+	Step string `json:"step,omitempty"`
+	// Client names whose job it is, when tokens name clients.
+	Client          string     `json:"client,omitempty"`
 	Project         string     `json:"project"`
 	Target          string     `json:"target,omitempty"`
 	Attempts        int        `json:"attempts"`

@@ -89,8 +89,12 @@ type Chain struct {
 	StartedAt  time.Time
 }
 
-// Admin is the header that opens the chain's admin methods to the worker.
+// Admin is the header that opens the chain's admin methods to the worker; nil for a
+// chain without one (a real network's).
 func (c *Chain) Admin() http.Header {
+	if c.AdminToken == "" {
+		return nil
+	}
 	return http.Header{AdminHeader: []string{c.AdminToken}}
 }
 

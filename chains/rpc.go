@@ -96,6 +96,7 @@ type Receipt struct {
 	TransactionHash string  `json:"transactionHash"`
 	Status          string  `json:"status"`
 	ContractAddress *string `json:"contractAddress"`
+	BlockNumber     string  `json:"blockNumber"`
 }
 
 // Receipt returns a transaction's receipt, or nil when the chain has none.

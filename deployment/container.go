@@ -129,8 +129,8 @@ func (b *box) saveArtifacts(ctx context.Context, store CompileCache, key string,
 }
 
 // deploy runs the deployment and returns what forge says it made.
-func (b *box) deploy(ctx context.Context, target foundry.Target, chainID uint64, sender string, out *output) (foundry.Broadcast, error) {
-	code, err := b.forgeExec(ctx, foundry.DeployCommand(target, gateway.RelayURL, sender), out)
+func (b *box) deploy(ctx context.Context, target foundry.Target, chainID uint64, sender string, slow bool, out *output) (foundry.Broadcast, error) {
+	code, err := b.forgeExec(ctx, foundry.DeployCommand(target, gateway.RelayURL, sender, slow), out)
 	if err != nil {
 		return foundry.Broadcast{}, err
 	}

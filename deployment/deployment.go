@@ -27,7 +27,6 @@ import (
 	"github.com/deployer-dev/deployer/internal/lock"
 	"github.com/deployer-dev/deployer/internal/redact"
 	"github.com/deployer-dev/deployer/jobs"
-	"github.com/deployer-dev/deployer/networks"
 	"github.com/deployer-dev/deployer/projects"
 	"github.com/deployer-dev/deployer/tasks"
 )
@@ -56,6 +55,8 @@ type Config struct {
 // StepLimits are the limits of the service's own steps of a deployment.
 type StepLimits struct {
 	Project, Image, Chain, Container time.Duration
+	// Mine bounds the wait for a real network to mine what a job sent.
+	Mine time.Duration
 	// SenderWait bounds the wait for other deployments from the chain's sender.
 	SenderWait time.Duration
 }
@@ -70,6 +71,7 @@ func (l StepLimits) withDefaults(jobTimeout time.Duration) StepLimits {
 	def(&l.Image, tasks.ImageStepLimit)
 	def(&l.Chain, tasks.ChainStepLimit)
 	def(&l.Container, tasks.ContainerStepLimit)
+	def(&l.Mine, tasks.MineStepLimit)
 	def(&l.SenderWait, tasks.SenderWait(jobTimeout))
 	return l
 }
@@ -84,12 +86,15 @@ type Deps struct {
 	Containers Containers
 	Compiles   CompileCache
 	Uploads    Uploads
-	Networks   networks.Set
-	Locks      Locker
-	Namespace  tasks.Namespace
-	Redact     *redact.Redactor
+	// Rules are the request check the API ran, run again.
+	Rules     jobs.Rules
+	Locks     Locker
+	Namespace tasks.Namespace
+	Redact    *redact.Redactor
 	// Senders make the keys that sign on managed chains, one per client.
 	Senders gateway.Senders
+	// Journals keep what a job sent to a real network, for a retry to read.
+	Journals Journals
 }
 
 // Deployer runs deployment jobs on one engine.
@@ -138,6 +143,7 @@ type job struct {
 	box        *box
 	gw         *gateway.Session
 	relay      *relay
+	relayWait  time.Duration
 
 	// unlocks release the sender locks the job took, its own and those of addresses
 	// it signed for itself; the gateway takes the latter from its own goroutines.
@@ -164,6 +170,10 @@ func (j *job) close(ctx context.Context) {
 		j.stopRelay()
 		j.r.Timings.Forge = j.box.forge.Milliseconds()
 		j.box.release(ctx)
+	}
+	if j.gw != nil {
+		cost, _ := j.gw.Cost()
+		j.r.Timings.Gateway = (j.relayWait + cost).Milliseconds()
 	}
 	j.mu.Lock()
 	for _, unlock := range j.unlocks {
@@ -194,7 +204,7 @@ func (j *job) prepare(ctx context.Context) error {
 			cleanup()
 			return jobs.AsRequestError(err)
 		}
-		plan, err := jobs.Check(j.p, j.d.Networks, listing)
+		plan, err := j.d.Rules.Check(j.p, listing)
 		if err != nil {
 			cleanup()
 			return err
@@ -220,14 +230,19 @@ func (j *job) resolveImage(ctx context.Context) error {
 
 func (j *job) ensureChain(ctx context.Context) error {
 	net := j.proj.plan.Network
-	err := j.step(ctx, "starting chain "+net.Name, j.d.cfg.Steps.Chain, func(ctx context.Context) (err error) {
-		j.chain, err = j.d.Chains.Ensure(ctx, net)
-		return err
-	})
-	if err == nil {
-		j.openGateway()
+	var err error
+	if j.remote() {
+		err = j.remoteChain(ctx)
+	} else {
+		err = j.step(ctx, "starting chain "+net.Name, j.d.cfg.Steps.Chain, func(ctx context.Context) (err error) {
+			j.chain, err = j.d.Chains.Ensure(ctx, net)
+			return err
+		})
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return j.openGateway()
 }
 
 // lookupCompiled finds the project's artifacts in the compile cache: a hit travels
@@ -310,49 +325,80 @@ func (j *job) deploy(ctx context.Context) error {
 		if err := j.waitRelay(ctx); err != nil {
 			return err
 		}
+		if j.remote() {
+			return nil
+		}
 		return j.fund(ctx)
 	})
 	if err != nil {
 		return err
 	}
 	j.rep.Step("deploying to " + net.Name)
-	// A client's deployments to a chain take turns: forge picks nonces from the
+	// A sender's deployments to a chain take turns: forge picks nonces from the
 	// chain, so two runs from one sender at once would collide. Other clients'
 	// deployments run at the same time. The wait is the service's, not the user's.
 	wait := j.d.cfg.Steps.SenderWait
 	held, unlock, err := j.d.Locks.LockWait(ctx, j.senderLock(j.gw.Sender()), wait)
 	if errors.Is(err, lock.ErrWaitTimeout) {
-		return &TimeoutError{Step: "waiting for the client's other deployments to " + net.Name, Limit: wait}
+		return &TimeoutError{Step: "waiting for the sender's other deployments to " + net.Name, Limit: wait}
 	}
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	var contracts []jobs.Contract
-	err = j.users.run(ctx, "deploying to "+net.Name, func(ctx context.Context) error {
+	if j.remote() {
+		// A retry of a job that sent transactions before its worker died ends with
+		// them: the script is never run twice.
+		txs, done, err := j.d.Journals.Job(j.p.JobID).Read(ctx)
+		if err != nil {
+			return err
+		}
+		if len(txs) > 0 {
+			return j.recoverJournal(ctx, txs, done)
+		}
+		if err := j.checkFunds(ctx, sender); err != nil {
+			return err
+		}
+		j.rep.Step("deploying to " + net.Name)
+	}
+	var made foundry.Broadcast
+	err = j.users.run(ctx, "deploying to "+net.Name, func(ctx context.Context) (err error) {
 		// The step ends if the sender's lock is lost, too.
 		ctx, cancel := context.WithCancelCause(ctx)
 		defer cancel(nil)
 		defer context.AfterFunc(held, func() { cancel(context.Cause(held)) })()
-		made, err := j.box.deploy(ctx, j.proj.plan.Target, net.ChainID, sender, newOutput(j.rep, j.d.Redact))
-		if err != nil {
+		made, err = j.box.deploy(ctx, j.proj.plan.Target, net.ChainID, sender, j.remote(), newOutput(j.rep, j.d.Redact))
+		return err
+	})
+	sent := j.gw.Sent()
+	if err != nil {
+		if j.remote() && len(sent) > 0 {
+			return fmt.Errorf("%w; the transactions sent before it failed: %s", err, hashes(sent))
+		}
+		return err
+	}
+	// What forge's files say is checked against what went through the gateway.
+	made.TxHashes = nil
+	for _, s := range sent {
+		made.TxHashes = append(made.TxHashes, strings.ToLower(s.Hash))
+	}
+	if j.remote() {
+		if err := j.d.Journals.Job(j.p.JobID).Finish(ctx, made); err != nil {
+			j.log.Warn("journal: the script's end not recorded", "error", err)
+		}
+		if err := j.waitConfirmed(ctx, sent); err != nil {
 			return err
 		}
-		// What forge's files say is checked against what went through the gateway.
-		made.TxHashes = nil
-		for _, s := range j.gw.Sent() {
-			made.TxHashes = append(made.TxHashes, strings.ToLower(s.Hash))
-		}
+	}
+	var contracts []jobs.Contract
+	err = j.step(ctx, "confirming on "+net.Name, j.d.cfg.Steps.Chain, func(ctx context.Context) (err error) {
 		contracts, err = confirm(ctx, chains.NewRPC(j.chain.WorkerRPC, j.chain.Admin()), made, j.log)
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	if contracts == nil {
-		contracts = []jobs.Contract{}
-	}
-	j.r.Result = &jobs.Result{ChainID: net.ChainID, RPCURL: j.chain.PublicRPC, Sender: sender, Client: j.p.Client, Contracts: contracts}
+	j.result(contracts, sender)
 	return nil
 }
 

@@ -2,24 +2,31 @@ package deployment
 
 import (
 	"archive/tar"
+	"bufio"
 	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common/hexutil"
+	"github.com/ethereum/go-ethereum/core/types"
+
 	"github.com/deployer-dev/deployer/cache/imagecache"
 	"github.com/deployer-dev/deployer/chains"
 	"github.com/deployer-dev/deployer/engine"
+	"github.com/deployer-dev/deployer/gateway"
 	"github.com/deployer-dev/deployer/internal/redact"
 	"github.com/deployer-dev/deployer/jobs"
 	"github.com/deployer-dev/deployer/networks"
@@ -32,28 +39,35 @@ import (
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-const (
-	deployedTo = "0x5fbdb2315678afecb367f032d93f642f64180aa3"
-	deployTx   = "0x" + "ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12"
-)
+const deployedTo = "0x5fbdb2315678afecb367f032d93f642f64180aa3"
 
 // fakeChainRPC answers the worker's checks as a chain where deployTx created
 // deployedTo.
 func fakeChainRPC(t *testing.T) string {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
-			ID     any    `json:"id"`
-			Method string `json:"method"`
+			ID     any             `json:"id"`
+			Method string          `json:"method"`
+			Params json.RawMessage `json:"params"`
 		}
 		_ = json.NewDecoder(r.Body).Decode(&req)
 		var result any
 		switch req.Method {
+		case "eth_sendRawTransaction":
+			var raw []hexutil.Bytes
+			_ = json.Unmarshal(req.Params, &raw)
+			tx := new(types.Transaction)
+			if len(raw) == 1 && tx.UnmarshalBinary(raw[0]) == nil {
+				result = tx.Hash().Hex()
+			}
 		case "eth_getTransactionReceipt":
-			result = map[string]any{"transactionHash": deployTx, "status": "0x1", "contractAddress": deployedTo}
+			result = map[string]any{"status": "0x1", "contractAddress": deployedTo}
 		case "debug_traceTransaction":
 			result = map[string]any{"type": "CREATE", "to": deployedTo}
 		case "eth_getCode":
 			result = "0x6080"
+		case "eth_getBalance":
+			result = "0x0"
 		}
 		_ = json.NewEncoder(w).Encode(map[string]any{"jsonrpc": "2.0", "id": req.ID, "result": result})
 	}))
@@ -78,14 +92,49 @@ func (f fakeChains) Ensure(_ context.Context, n networks.Network) (*chains.Chain
 	return &chains.Chain{Network: n, WorkerRPC: f.rpc, PublicRPC: "http://127.0.0.1:8545"}, nil
 }
 
-// fakeContainer plays forge: each command's answer is scripted by its name.
+// fakeContainer plays forge: each command's answer is scripted by its name. It runs
+// the relay's protocol too, so that a fake forge reaches the chain as forge does:
+// through the job's gateway.
 type fakeContainer struct {
 	mu       sync.Mutex
 	commands []string
 	// forge answers a forge command: its output and exit code; it may block.
-	forge    func(ctx context.Context, cmd []string, out io.Writer) (int, error)
+	forge    func(ctx context.Context, c *fakeContainer, cmd []string, out io.Writer) (int, error)
 	copied   []string
 	released *bool
+
+	// The relay's pipes: requests go out on its stdout, answers come on its stdin.
+	relayOut io.Writer
+	answers  chan []byte
+	nextID   uint64
+}
+
+// rpc sends one request through the relay, as forge would over http://127.0.0.1:8545.
+func (c *fakeContainer) rpc(method string, params ...any) (json.RawMessage, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.nextID++
+	body, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+	frame, _ := json.Marshal(map[string]any{"id": c.nextID, "body": string(body)})
+	if _, err := c.relayOut.Write(append(frame, '\n')); err != nil {
+		return nil, err
+	}
+	line, ok := <-c.answers
+	if !ok {
+		return nil, errors.New("the relay ended")
+	}
+	var answer struct{ Body string }
+	var resp struct {
+		Result json.RawMessage
+		Error  *struct{ Message string }
+	}
+	if err := json.Unmarshal(line, &answer); err != nil || json.Unmarshal([]byte(answer.Body), &resp) != nil {
+		return nil, errors.New("bad answer")
+	}
+	if resp.Error != nil {
+		return nil, errors.New(resp.Error.Message)
+	}
+	return resp.Result, nil
 }
 
 func (c *fakeContainer) ID() string                     { return "c0ffee000000" }
@@ -98,6 +147,24 @@ func (c *fakeContainer) Exec(ctx context.Context, spec engine.ExecSpec) (int, er
 	c.commands = append(c.commands, strings.Join(spec.Cmd, " "))
 	c.mu.Unlock()
 	switch {
+	case spec.Cmd[0] == "node" && strings.HasSuffix(spec.Cmd[1], "relay.js"):
+		answers := make(chan []byte, 16)
+		c.mu.Lock()
+		c.relayOut, c.answers = spec.Stdout, answers
+		c.mu.Unlock()
+		if _, err := io.WriteString(spec.Stdout, `{"ready":true}`+"\n"); err != nil {
+			return -1, err
+		}
+		// Until the worker closes the relay's input, as the real one does.
+		in := bufio.NewReader(spec.Stdin)
+		for {
+			line, err := in.ReadBytes('\n')
+			if err != nil {
+				close(answers)
+				return 0, nil
+			}
+			answers <- line
+		}
 	case spec.Cmd[0] == "tar" && spec.Cmd[1] == "-x":
 		tr := tar.NewReader(spec.Stdin)
 		for {
@@ -110,7 +177,7 @@ func (c *fakeContainer) Exec(ctx context.Context, spec engine.ExecSpec) (int, er
 	case spec.Cmd[0] == "tar" && spec.Cmd[1] == "-cz":
 		return 0, writeTgz(spec.Stdout, map[string]string{"out/Counter.sol/Counter.json": "{}"})
 	case spec.Cmd[0] == "forge":
-		return c.forge(ctx, spec.Cmd, spec.Stdout)
+		return c.forge(ctx, c, spec.Cmd, spec.Stdout)
 	}
 	return 127, nil
 }
@@ -197,11 +264,25 @@ func writeTgz(w io.Writer, files map[string]string) error {
 	return gz.Close()
 }
 
-// forgeOK compiles and deploys as forge does when all goes well.
-func forgeOK(_ context.Context, cmd []string, out io.Writer) (int, error) {
-	if cmd[1] == "create" {
-		io.WriteString(out, "Compiler run successful\n{\n  \"deployer\": \"0xf39f\",\n  \"deployedTo\": \""+deployedTo+"\",\n  \"transactionHash\": \""+deployTx+"\"\n}\n")
+// forgeOK compiles and deploys as forge does when all goes well: forge create asks
+// the gateway to send its transaction from the sender it was given.
+func forgeOK(_ context.Context, c *fakeContainer, cmd []string, out io.Writer) (int, error) {
+	if cmd[1] != "create" {
+		return 0, nil
 	}
+	from := cmd[slices.Index(cmd, "--from")+1]
+	if rpc := cmd[slices.Index(cmd, "--rpc-url")+1]; rpc != "http://127.0.0.1:8545" {
+		return 1, fmt.Errorf("forge was pointed at %s, not its relay", rpc)
+	}
+	res, err := c.rpc("eth_sendTransaction", map[string]any{"from": from, "input": "0x6080", "gas": "0x30000", "nonce": "0x0",
+		"maxFeePerGas": "0x77359400", "maxPriorityFeePerGas": "0x1", "chainId": "0x7a69"})
+	if err != nil {
+		io.WriteString(out, "Error: "+err.Error()+"\n")
+		return 1, nil
+	}
+	var hash string
+	_ = json.Unmarshal(res, &hash)
+	io.WriteString(out, "Compiler run successful\n{\n  \"deployer\": \""+from+"\",\n  \"deployedTo\": \""+deployedTo+"\",\n  \"transactionHash\": \""+hash+"\"\n}\n")
 	return 0, nil
 }
 
@@ -240,7 +321,8 @@ func newRig(t *testing.T, timeout time.Duration, imageWait time.Duration) *rig {
 		Containers: fakeContainers{c: c},
 		Compiles:   compiles,
 		Uploads:    noUploads{},
-		Networks:   nets,
+		Rules:      jobs.Rules{Networks: nets},
+		Senders:    gateway.NewSenders([]byte("a seed of the unit tests, 32 b.")),
 		Locks:      noLocks{},
 		Namespace:  tasks.Namespace{Instance: "unit"},
 		Redact:     redact.New(),
@@ -261,8 +343,11 @@ func TestDeploysAndConfirmsOnChain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The transaction reported is the one the gateway signed and sent, from the
+	// job's own sender.
 	if rep.Result == nil || len(rep.Result.Contracts) != 1 || !strings.EqualFold(rep.Result.Contracts[0].Address, deployedTo) ||
-		rep.Result.Contracts[0].TxHash != deployTx || rep.Result.Contracts[0].Name != "Counter" {
+		rep.Result.Contracts[0].Name != "Counter" || !strings.HasPrefix(rep.Result.Contracts[0].TxHash, "0x") ||
+		!strings.HasPrefix(rep.Result.Sender, "0x") || rep.Result.Sender == "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266" {
 		t.Fatalf("result %+v", rep.Result)
 	}
 	if !r.c.ran("forge build") || !r.c.ran("forge create src/Counter.sol:Counter") {
@@ -312,7 +397,7 @@ func containsName(names []string, want string) bool {
 // untouched by any interruption, goes back to the pool.
 func TestCompileErrorIsFinal(t *testing.T) {
 	r := newRig(t, time.Minute, 0)
-	r.c.forge = func(_ context.Context, cmd []string, out io.Writer) (int, error) {
+	r.c.forge = func(_ context.Context, _ *fakeContainer, cmd []string, out io.Writer) (int, error) {
 		io.WriteString(out, "Error (2314): Expected ';' but got '}'\n --> src/Counter.sol:3:40:\n")
 		return 1, nil
 	}
@@ -329,7 +414,7 @@ func TestCompileErrorIsFinal(t *testing.T) {
 // is destroyed, since the script may still run in it.
 func TestSlowScriptTimesOut(t *testing.T) {
 	r := newRig(t, time.Second, 0)
-	r.c.forge = func(ctx context.Context, cmd []string, out io.Writer) (int, error) {
+	r.c.forge = func(ctx context.Context, _ *fakeContainer, cmd []string, out io.Writer) (int, error) {
 		if cmd[1] == "build" {
 			return 0, nil
 		}
@@ -366,7 +451,7 @@ func TestPreparationIsNotTheUsersTime(t *testing.T) {
 // container, in an unknown state, is destroyed.
 func TestEngineErrorIsRetried(t *testing.T) {
 	r := newRig(t, time.Minute, 0)
-	r.c.forge = func(context.Context, []string, io.Writer) (int, error) {
+	r.c.forge = func(context.Context, *fakeContainer, []string, io.Writer) (int, error) {
 		return -1, engine.ErrUnavailable
 	}
 	_, err := r.run(t)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
+	"github.com/ethereum/go-ethereum/crypto"
 
 	"github.com/deployer-dev/deployer/chains"
 	"github.com/deployer-dev/deployer/engine"
@@ -43,12 +44,11 @@ func clientOf(client, jobID string) string {
 
 // openGateway makes the job's gateway, in front of its chain, signing with its
 // client's key; transactions the job signs itself take their sender's lock.
-func (j *job) openGateway() {
+func (j *job) openGateway() error {
 	net := j.proj.plan.Network
-	j.gw = gateway.New(gateway.Config{
+	cfg := gateway.Config{
 		Upstream: gateway.NewUpstream(j.chain.WorkerRPC, j.chain.Admin()),
 		ChainID:  net.ChainID,
-		Key:      j.d.Senders.Key(clientOf(j.p.Client, j.p.JobID)),
 		ClaimRaw: func(ctx context.Context, from common.Address) error {
 			_, unlock, err := j.d.Locks.LockWait(ctx, j.senderLock(from), j.d.cfg.Steps.SenderWait)
 			if err != nil {
@@ -60,11 +60,35 @@ func (j *job) openGateway() {
 			return nil
 		},
 		Log: j.log,
-	})
+	}
+	if j.remote() {
+		// The network's key, its caps, and a journal that survives the worker.
+		key, err := crypto.HexToECDSA(strings.TrimPrefix(net.DeployerKey(), "0x"))
+		if err != nil {
+			return fmt.Errorf("network %s: its deployer key does not parse", net.Name)
+		}
+		cfg.Key, cfg.Remote, cfg.MaxValue, cfg.MaxSpend = key, true, net.MaxValue(), net.MaxSpend()
+		cfg.Journal = j.d.Journals.Job(j.p.JobID)
+		cfg.ClaimRaw = nil
+	} else {
+		key, err := j.d.Senders.Key(clientOf(j.p.Client, j.p.JobID))
+		if err != nil {
+			return err
+		}
+		cfg.Key = key
+	}
+	j.gw = gateway.New(cfg)
+	return nil
 }
 
+// senderLock names the lock of an address on the job's chain: a managed chain is its
+// engine's, a real network everyone's.
 func (j *job) senderLock(a common.Address) string {
-	return j.d.Namespace.SenderLock(j.d.EngineID, j.proj.plan.Network.Name, strings.ToLower(a.Hex()))
+	owner := j.d.EngineID
+	if j.remote() {
+		owner = "remote"
+	}
+	return j.d.Namespace.SenderLock(owner, j.proj.plan.Network.Name, strings.ToLower(a.Hex()))
 }
 
 // startRelay starts the relay in the job's container and serves the gateway to it;
@@ -95,6 +119,8 @@ func (j *job) startRelay(ctx context.Context) {
 
 // waitRelay waits until the relay listens.
 func (j *job) waitRelay(ctx context.Context) error {
+	start := time.Now()
+	defer func() { j.relayWait = time.Since(start) }()
 	select {
 	case <-j.relay.ready:
 		return nil

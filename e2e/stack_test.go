@@ -131,6 +131,8 @@ type stackOpts struct {
 	role string
 	// networks replaces the test network file.
 	networks string
+	// bin replaces the deployer binary (one built with fault hooks).
+	bin string
 }
 
 // ownStack starts a deployer of the test's own (for tests that stop it), stopped at
@@ -208,7 +210,11 @@ func startStack(opts stackOpts) (*stack, error) {
 	if role == "" {
 		role = "all"
 	}
-	s.cmd = exec.Command(binPath, role)
+	bin := binPath
+	if opts.bin != "" {
+		bin = opts.bin
+	}
+	s.cmd = exec.Command(bin, role)
 	s.cmd.Dir = testenv.RepoRoot()
 	s.cmd.Env = append(os.Environ(),
 		"DEPLOYER_INSTANCE="+s.instance,
@@ -345,16 +351,22 @@ func (s *stack) stop() {
 // deploy submits a request and waits for the job to end.
 func (s *stack) deploy(t testing.TB, req api.DeployRequest) api.Job {
 	t.Helper()
+	return deployWith(t, s.client, req)
+}
+
+// deployWith submits a request with a client (its token) and waits for the job to end.
+func deployWith(t testing.TB, c *client.Client, req api.DeployRequest) api.Job {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	if req.Framework == "" {
 		req.Framework = "foundry"
 	}
-	resp, err := s.client.Deploy(ctx, req)
+	resp, err := c.Deploy(ctx, req)
 	if err != nil {
 		t.Fatalf("deploy %+v: %v", req, err)
 	}
-	j, err := s.client.Wait(ctx, resp.JobID, nil)
+	j, err := c.Wait(ctx, resp.JobID, nil)
 	if err != nil {
 		t.Fatalf("wait for job %s: %v", resp.JobID, err)
 	}

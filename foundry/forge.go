@@ -3,6 +3,7 @@ package foundry
 import (
 	"encoding/json"
 	"fmt"
+	"math/big"
 	"path"
 	"regexp"
 	"strconv"
@@ -27,12 +28,40 @@ func BuildCommand() []string {
 	return []string{"forge", "build", "--skip", "test"}
 }
 
-// DeployCommand deploys the target from sender through the RPC at rpc. On a managed
-// chain the sender's account is unlocked, so no key enters the job's container.
-func DeployCommand(t Target, rpc, sender string) []string {
+// DeployCommand deploys the target from sender through the RPC at rpc, the job's
+// gateway, which signs for the sender: no key enters the job's container. slow sends
+// a script's transactions one at a time, each once the one before is mined (forge's
+// --slow): on a real network the chain then sees them in nonce order, and a crash
+// leaves no gap behind a transaction that was sent.
+func DeployCommand(t Target, rpc, sender string, slow bool) []string {
+	cmd := forgeCommand(t, rpc, sender, true)
+	if slow && t.IsScript() {
+		// Before "--": the script's own arguments follow it.
+		i := len(cmd)
+		for j, a := range cmd {
+			if a == "--" {
+				i = j
+				break
+			}
+		}
+		cmd = append(cmd[:i:i], append([]string{"--slow"}, cmd[i:]...)...)
+	}
+	return cmd
+}
+
+// SimulateCommand runs a script without sending anything: forge's dry run, which
+// estimates what the deployment costs (EstimatedCost).
+func SimulateCommand(t Target, rpc, sender string) []string {
+	return forgeCommand(t, rpc, sender, false)
+}
+
+func forgeCommand(t Target, rpc, sender string, broadcast bool) []string {
 	if t.IsScript() {
-		cmd := []string{"forge", "script", t.String(), "--broadcast", "--skip", "test",
+		cmd := []string{"forge", "script", t.String(), "--skip", "test",
 			"--rpc-url", rpc, "--unlocked", "--sender", sender, "--non-interactive"}
+		if broadcast {
+			cmd = append(cmd, "--broadcast")
+		}
 		if t.Sig != "" {
 			cmd = append(cmd, "--sig", t.Sig)
 		}
@@ -73,6 +102,28 @@ func CompileError(output string) string {
 		}
 	}
 	return ""
+}
+
+var estimateRE = regexp.MustCompile(`(?m)^Estimated amount required: ([0-9]+(?:\.[0-9]+)?) ETH`)
+
+// EstimatedCost reads what a dry run says the deployment costs, in wei; false when
+// forge printed no estimate (a script that sends nothing).
+func EstimatedCost(output string) (*big.Int, bool) {
+	m := estimateRE.FindStringSubmatch(ansiRE.ReplaceAllString(output, ""))
+	if m == nil {
+		return nil, false
+	}
+	eth, ok := new(big.Rat).SetString(m[1])
+	if !ok {
+		return nil, false
+	}
+	wei := new(big.Rat).Mul(eth, new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(18), nil)))
+	// Rounded up: an estimate is not a promise.
+	n := new(big.Int).Quo(wei.Num(), wei.Denom())
+	if new(big.Rat).SetInt(n).Cmp(wei) < 0 {
+		n.Add(n, big.NewInt(1))
+	}
+	return n, true
 }
 
 // FailureSummary returns the last error forge printed, for a failure that is not a

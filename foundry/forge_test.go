@@ -122,7 +122,7 @@ func TestDeployCommand(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cmd := DeployCommand(tt.target, rpc, sender)
+			cmd := DeployCommand(tt.target, rpc, sender, false)
 			if v, ok := after(cmd, "--rpc-url"); !ok || v != rpc {
 				t.Errorf("--rpc-url %q, want %s", v, rpc)
 			}

@@ -39,12 +39,26 @@ func TestCheckSig(t *testing.T) {
 // No argument reaches forge as a flag: they follow "--".
 func TestScriptArgumentsAreNeverFlags(t *testing.T) {
 	target := Target{ScriptPath: "script/Deploy.s.sol", Sig: "run(int256,string)", Args: []string{"-5", "--broadcast"}}
-	cmd := DeployCommand(target, "http://127.0.0.1:8545", "0x1")
+	cmd := DeployCommand(target, "http://127.0.0.1:8545", "0x1", true)
 	i := slices.Index(cmd, "--")
 	if i < 0 || !slices.Equal(cmd[i+1:], []string{"-5", "--broadcast"}) {
 		t.Fatalf("command %q", cmd)
 	}
 	if j := slices.Index(cmd, "--sig"); j < 0 || j > i || cmd[j+1] != "run(int256,string)" {
 		t.Errorf("sig not passed before the arguments: %q", cmd)
+	}
+	if j := slices.Index(cmd, "--slow"); j < 0 || j > i {
+		t.Errorf("--slow not among forge's own flags: %q", cmd)
+	}
+}
+
+// A dry run's estimate, in wei, rounded up.
+func TestEstimatedCost(t *testing.T) {
+	out := "Chain 11155111\n\nEstimated gas price: 1.000000001 gwei\n\nEstimated total gas used for script: 207143\n\nEstimated amount required: 0.000207143000207143 ETH\n"
+	if wei, ok := EstimatedCost(out); !ok || wei.String() != "207143000207143" {
+		t.Errorf("EstimatedCost = %v, %t", wei, ok)
+	}
+	if _, ok := EstimatedCost("SIMULATION COMPLETE\n"); ok {
+		t.Error("an estimate from output without one")
 	}
 }

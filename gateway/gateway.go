@@ -18,6 +18,8 @@ import (
 	"math/big"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/crypto"
@@ -43,8 +45,6 @@ type Config struct {
 	// from an address (a script with anvil's well-known keys): it takes that address's
 	// lock on the chain, so that two jobs do not race for its nonces.
 	ClaimRaw func(ctx context.Context, from common.Address) error
-	// Simulate refuses to send: a dry run, which must send nothing.
-	Simulate bool
 	Log      *slog.Logger
 }
 
@@ -67,10 +67,28 @@ type Session struct {
 	cfg    Config
 	sender common.Address
 
-	mu      sync.Mutex
-	sent    []Sent
-	spent   *big.Int
-	claimed map[common.Address]bool
+	sendMu sync.Mutex
+	// handled is the time spent in Handle, requests how many bodies it answered.
+	handled, requests atomic.Int64
+
+	mu       sync.Mutex
+	sent     []Sent
+	spent    *big.Int
+	claimed  map[common.Address]bool
+	simulate bool
+}
+
+// Simulate makes the gateway refuse to send (a dry run), or send again.
+func (s *Session) Simulate(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.simulate = on
+}
+
+func (s *Session) simulating() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.simulate
 }
 
 // New returns a job's gateway.
@@ -129,8 +147,19 @@ const (
 	codeServer         = -32000
 )
 
+// Cost is what the gateway added to a job: the time it spent on requests beyond the
+// chain's own answers (checks, signing, journaling), over how many requests.
+func (s *Session) Cost() (time.Duration, int64) {
+	return time.Duration(s.handled.Load() - s.cfg.Upstream.spent.Load()), s.requests.Load()
+}
+
 // Handle answers one HTTP body: a request or a batch, each element checked on its own.
 func (s *Session) Handle(ctx context.Context, body []byte) []byte {
+	start := time.Now()
+	defer func() {
+		s.handled.Add(int64(time.Since(start)))
+		s.requests.Add(1)
+	}()
 	if len(body) > maxBody {
 		return mustJSON(response{JSONRPC: "2.0", ID: json.RawMessage("null"), Error: &rpcError{codeInvalid, "request too large"}})
 	}

@@ -64,6 +64,24 @@ func (r *rig) call(t *testing.T, method string, params ...any) (json.RawMessage,
 	return resp.Result, resp.Error
 }
 
+// waitMined waits for a transaction's receipt: anvil mines it a moment after it
+// answered the send.
+func (r *rig) waitMined(t *testing.T, hash string) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var rc json.RawMessage
+		if err := r.up.Call(context.Background(), &rc, "eth_getTransactionReceipt", hash); err != nil {
+			t.Fatal(err)
+		}
+		if string(rc) != "null" && len(rc) > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("transaction %s not mined", hash)
+		}
+	}
+}
+
 func (r *rig) balance(t *testing.T, addr string) *big.Int {
 	var b hexutil.Big
 	if err := r.up.Call(context.Background(), &b, "eth_getBalance", addr, "latest"); err != nil {
@@ -140,6 +158,7 @@ func TestSendTransactionIsSignedAsGiven(t *testing.T) {
 	}
 	var hash string
 	_ = json.Unmarshal(res, &hash)
+	r.waitMined(t, hash)
 	var tx struct {
 		From  string `json:"from"`
 		Nonce string `json:"nonce"`

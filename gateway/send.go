@@ -48,7 +48,7 @@ func (s *Session) sendTransaction(ctx context.Context, params json.RawMessage) (
 	if a.ChainID != nil && a.ChainID.ToInt().Uint64() != s.cfg.ChainID {
 		return nil, refused("chain id %s, but this chain is %d", a.ChainID.ToInt(), s.cfg.ChainID)
 	}
-	if s.cfg.Simulate {
+	if s.simulating() {
 		return nil, refused("a dry run sends nothing")
 	}
 	tx, err := s.fill(ctx, a)
@@ -194,7 +194,7 @@ func (s *Session) sendRawTransaction(ctx context.Context, params json.RawMessage
 	if err != nil {
 		return nil, &rpcError{codeParams, "bad signature: " + err.Error()}
 	}
-	if s.cfg.Simulate {
+	if s.simulating() {
 		return nil, refused("a dry run sends nothing")
 	}
 	if s.cfg.Remote && from != s.sender {
@@ -223,8 +223,11 @@ func (s *Session) sendRawTransaction(ctx context.Context, params json.RawMessage
 
 // send records a signed transaction and sends it raw. Transactions of the sender are
 // journaled first: after a crash, what was journaled is sent again, never simulated
-// again.
+// again. Sends go one at a time, in the order they came, so that the journal's order
+// is the order the chain saw (a few milliseconds each).
 func (s *Session) send(ctx context.Context, tx *types.Transaction, from common.Address, journal bool) (json.RawMessage, error) {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
 	raw, err := tx.MarshalBinary()
 	if err != nil {
 		return nil, refused("encode: %v", err)
@@ -243,7 +246,9 @@ func (s *Session) send(ctx context.Context, tx *types.Transaction, from common.A
 	}
 	s.mu.Lock()
 	s.sent = append(s.sent, rec)
+	n := len(s.sent)
 	s.mu.Unlock()
 	s.cfg.Log.Debug("gateway sent a transaction", "hash", rec.Hash, "from", rec.From, "nonce", rec.Nonce)
+	afterSend(n)
 	return result, nil
 }

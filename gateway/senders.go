@@ -26,14 +26,18 @@ type Senders struct {
 // NewSenders returns the senders of a seed.
 func NewSenders(seed []byte) Senders { return Senders{seed: seed} }
 
-// Key is the client's key.
-func (s Senders) Key(client string) *ecdsa.PrivateKey {
+// Key is the client's key. Without a seed there is none: every installation would
+// share its keys.
+func (s Senders) Key(client string) (*ecdsa.PrivateKey, error) {
+	if len(s.seed) < 16 {
+		return nil, errors.New("no sender seed: the worker was started without one")
+	}
 	for i := uint32(0); ; i++ {
 		var n [4]byte
 		binary.BigEndian.PutUint32(n[:], i)
 		k, err := crypto.ToECDSA(crypto.Keccak256(s.seed, []byte("deployer sender v1\x00"), []byte(client), n[:]))
 		if err == nil {
-			return k
+			return k, nil
 		}
 	}
 }

@@ -19,6 +19,8 @@ type Upstream struct {
 	header http.Header
 	http   *http.Client
 	id     atomic.Int64
+	// spent is the time spent waiting for the chain, in nanoseconds.
+	spent atomic.Int64
 }
 
 // NewUpstream returns the endpoint at url; header goes with every request (the
@@ -45,6 +47,8 @@ func (u *Upstream) Forward(ctx context.Context, method string, params json.RawMe
 	for k, v := range u.header {
 		req.Header[k] = v
 	}
+	start := time.Now()
+	defer func() { u.spent.Add(int64(time.Since(start))) }()
 	resp, err := u.http.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {

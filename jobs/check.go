@@ -16,6 +16,8 @@ import (
 // API checked) fails the job with it, final.
 type RequestError struct {
 	Msg string
+	// Forbidden says the request is well formed but its client may not make it.
+	Forbidden bool
 }
 
 func (e *RequestError) Error() string { return e.Msg }
@@ -44,10 +46,23 @@ type Plan struct {
 	Target  foundry.Target
 }
 
-// Check validates a deployment against the networks and its project, listed by the
+// Rules are what a deployment is checked against.
+type Rules struct {
+	Networks networks.Set
+	// Durable says the queue's Redis survives a crash: a remote deployment's journal
+	// of sent transactions must, or a crash could send a deployment twice.
+	Durable bool
+	// Secrets says this process holds the networks' secrets (RPC URLs, keys) and
+	// checks they are set. A worker does; an API on its own does not need them, and
+	// leaves that check to the worker, which fails the job with the same message.
+	Secrets bool
+}
+
+// Check validates a deployment against the rules and its project, listed by the
 // caller: the API before it enqueues, the worker again before it deploys, with the
 // same rules and messages. A nil listing checks everything but the project.
-func Check(p tasks.Deploy, nets networks.Set, listing *projects.Listing) (Plan, error) {
+func (r Rules) Check(p tasks.Deploy, listing *projects.Listing) (Plan, error) {
+	nets := r.Networks
 	switch p.Framework {
 	case "foundry":
 	case "":
@@ -68,11 +83,16 @@ func Check(p tasks.Deploy, nets networks.Set, listing *projects.Listing) (Plan, 
 	if err != nil {
 		return Plan{}, requestErrorf("%v", err)
 	}
-	if !net.Managed() {
-		return Plan{}, requestErrorf("network %q is remote, and remote deployments are not enabled", name)
+	if r.Secrets {
+		if err := net.Available(); err != nil {
+			return Plan{}, requestErrorf("%v", err)
+		}
 	}
-	if err := net.Available(); err != nil {
-		return Plan{}, requestErrorf("%v", err)
+	if !net.Allows(p.Client) {
+		return Plan{}, &RequestError{Msg: fmt.Sprintf("client %q may not deploy to network %q: it is a real network, open to its listed clients and the admin", p.Client, name), Forbidden: true}
+	}
+	if !net.Managed() && !r.Durable {
+		return Plan{}, requestErrorf("network %q is remote, and remote deployments need a Redis that survives a crash (set REDIS_URL): the record of sent transactions is what keeps a retried job from sending them twice", name)
 	}
 	plan := Plan{Network: net}
 	if listing == nil {

@@ -41,6 +41,7 @@ type Job struct {
 	ID        string    `json:"job_id"`
 	Framework string    `json:"framework"`
 	Network   string    `json:"network"`
+	Client    string    `json:"client,omitempty"`
 	Queue     string    `json:"queue"`
 	Project   string    `json:"project"`
 	Target    string    `json:"target"`
@@ -88,6 +89,9 @@ type Timings struct {
 	Total     int64 `json:"total"`
 	// Forge is the part of compile and deploy spent in forge itself.
 	Forge int64 `json:"forge"`
+	// Gateway is what the job's gateway added: waiting for its relay to listen, and
+	// its own work on requests beyond the chain's answers.
+	Gateway int64 `json:"gateway"`
 }
 
 // Cache says which warm resources a job reused.
@@ -133,6 +137,7 @@ const recentMax = 1000
 type meta struct {
 	Framework string    `json:"framework"`
 	Network   string    `json:"network"`
+	Client    string    `json:"client,omitempty"`
 	Queue     string    `json:"queue"`
 	Project   string    `json:"project"`
 	Target    string    `json:"target"`
@@ -141,7 +146,7 @@ type meta struct {
 
 // Create writes the record of a new job, queued.
 func (s *Store) Create(ctx context.Context, j Job) error {
-	m, err := json.Marshal(meta{j.Framework, j.Network, j.Queue, j.Project, j.Target, j.CreatedAt})
+	m, err := json.Marshal(meta{j.Framework, j.Network, j.Client, j.Queue, j.Project, j.Target, j.CreatedAt})
 	if err != nil {
 		return err
 	}
@@ -181,7 +186,7 @@ func (s *Store) Get(ctx context.Context, id string) (Job, error) {
 	if err := json.Unmarshal([]byte(h["meta"]), &m); err != nil {
 		return Job{}, fmt.Errorf("read job %s: %w", id, err)
 	}
-	j.Framework, j.Network, j.Queue, j.Project, j.Target, j.CreatedAt = m.Framework, m.Network, m.Queue, m.Project, m.Target, m.CreatedAt
+	j.Framework, j.Network, j.Client, j.Queue, j.Project, j.Target, j.CreatedAt = m.Framework, m.Network, m.Client, m.Queue, m.Project, m.Target, m.CreatedAt
 	for field, dst := range map[string]any{"result": &j.Result, "timings": &j.Timings, "cache": &j.Cache} {
 		if v := h[field]; v != "" {
 			if err := json.Unmarshal([]byte(v), dst); err != nil {

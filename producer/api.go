@@ -42,7 +42,13 @@ type Config struct {
 	MonitoringReadOnly bool
 	JobTimeout         time.Duration
 	JobRetention       time.Duration
-	JobMaxRetry        int
+	// DurableRedis says the Redis survives a crash (not the embedded one): remote
+	// networks need it.
+	DurableRedis bool
+	// NetworkSecrets says the process has the workers' environment (deployer all), so
+	// the API can tell a request that a network is not configured.
+	NetworkSecrets bool
+	JobMaxRetry    int
 
 	ImageCacheEnabled bool
 	ImageCacheMaxAge  time.Duration
@@ -147,7 +153,11 @@ func (a *API) routes() (*echo.Echo, error) {
 
 	// Deployments: the API token or the admin token.
 	acc := a.cfg.Access
-	dep := e.Group("", require(false, acc.APIToken, acc.AdminToken))
+	deployers := map[string]string{clientDefault: acc.APIToken, networks.AdminClient: acc.AdminToken}
+	for name, t := range acc.APITokens {
+		deployers[name] = t
+	}
+	dep := e.Group("", identify(false, deployers))
 	dep.POST("/projects", a.uploadProject)
 	dep.POST("/deploy", a.deploy, rateLimit(acc.RateLimit, acc.RateLimitBurst))
 	dep.GET("/deploy/:id", a.getJob)
@@ -155,7 +165,7 @@ func (a *API) routes() (*echo.Echo, error) {
 	dep.DELETE("/deploy/:id", a.cancelJob)
 
 	// Everything else: the admin token, from a program or a browser.
-	adm := e.Group("", require(true, acc.AdminToken))
+	adm := e.Group("", identify(true, map[string]string{networks.AdminClient: acc.AdminToken}))
 	adm.GET("/admin/server/cache/status", a.imageCacheStatus)
 	adm.POST("/admin/server/cache/cleanup", a.imageCacheCleanup)
 	adm.POST("/admin/server/cache/clear", a.imageCacheClear)

@@ -32,8 +32,21 @@ import (
 const testNetworks = `{"networks": [
  {"name": "local", "type": "local", "chain_id": 31337, "port": 0},
  {"name": "fork", "type": "fork", "chain_id": 1, "port": 0, "fork_url_env": "TEST_FORK_URL"},
- {"name": "sepolia", "type": "remote", "chain_id": 11155111, "rpc_url_env": "TEST_RPC", "deployer_key_env": "TEST_KEY"}
+ {"name": "sepolia", "type": "remote", "chain_id": 11155111, "rpc_url_env": "TEST_RPC", "deployer_key_env": "TEST_KEY"},
+ {"name": "mainnet", "type": "remote", "chain_id": 1, "rpc_url_env": "TEST_MAIN_RPC", "deployer_key_env": "TEST_MAIN_KEY", "clients": ["alice"]}
 ]}`
+
+// testEnv configures mainnet (with a key in its URL), and leaves sepolia and the fork
+// unconfigured.
+func testEnv(name string) string {
+	switch name {
+	case "TEST_MAIN_RPC":
+		return "https://rpc.example/v2/SECRETAPIKEY123"
+	case "TEST_MAIN_KEY":
+		return "0x" + strings.Repeat("5e", 32)
+	}
+	return ""
+}
 
 type fixture struct {
 	t    *testing.T
@@ -56,7 +69,7 @@ func newFixtureWith(t *testing.T, acc Access) *fixture {
 	mr := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	t.Cleanup(func() { rdb.Close() })
-	nets, err := networks.Parse([]byte(testNetworks), func(string) string { return "" })
+	nets, err := networks.Parse([]byte(testNetworks), testEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,6 +86,7 @@ func newFixtureWith(t *testing.T, acc Access) *fixture {
 		JobRetention:    24 * time.Hour,
 		JobMaxRetry:     2,
 		Access:          acc,
+		NetworkSecrets:  true,
 	}, rdb, opt, ns, nets, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -191,7 +205,8 @@ func TestDeployRejectsBadRequestsAndEnqueuesNothing(t *testing.T) {
 		{"hardhat", `{"path_url": "counter", "framework": "hardhat"}`, 400, "not supported yet"},
 		{"unknown framework", `{"path_url": "counter", "framework": "truffle"}`, 400, "unknown framework"},
 		{"unknown network", `{"path_url": "counter", "framework": "foundry", "network": "moon"}`, 400, "unknown network \"moon\""},
-		{"remote", `{"path_url": "counter", "framework": "foundry", "network": "sepolia"}`, 400, "remote deployments are not enabled"},
+		{"remote unconfigured", `{"path_url": "counter", "framework": "foundry", "network": "sepolia"}`, 400, "TEST_RPC is not set"},
+		{"remote without a durable Redis", `{"path_url": "counter", "framework": "foundry", "network": "mainnet"}`, 400, "a Redis that survives a crash"},
 		{"fork unconfigured", `{"path_url": "counter", "framework": "foundry", "network": "fork"}`, 400, "TEST_FORK_URL is not set"},
 		{"missing dir", `{"path_url": "nope", "framework": "foundry"}`, 400, "does not exist"},
 		{"dotdot", `{"path_url": "../counter", "framework": "foundry"}`, 400, "\"..\" is not allowed"},
@@ -254,7 +269,8 @@ func TestDeployByPathEnqueuesVersionedTaskWithoutSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Version != tasks.DeployVersion || p.Project.Path != "counter" || p.Script != "script/Deploy.s.sol" || p.JobID != resp.JobID {
+	// Version 1 holds all this job carries: a worker of the release before runs it.
+	if p.Version != 1 || p.Project.Path != "counter" || p.Script != "script/Deploy.s.sol" || p.JobID != resp.JobID {
 		t.Errorf("payload %+v", p)
 	}
 	if strings.Contains(strings.ToLower(string(info.Payload)), "key") {
@@ -492,5 +508,36 @@ func TestProducerDoesNotLinkDocker(t *testing.T) {
 		if strings.HasPrefix(dep, "github.com/docker/") || strings.HasSuffix(dep, "/deployer/engine/docker") {
 			t.Errorf("producer depends on %s", dep)
 		}
+	}
+}
+
+// A repeated POST /deploy with the same Idempotency-Key gets the job the first made,
+// and nothing more is enqueued.
+func TestIdempotencyKey(t *testing.T) {
+	f := newFixture(t)
+	post := func(key string) (int, api.DeployResponse) {
+		req, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/deploy", strings.NewReader(`{"path_url": "counter", "framework": "foundry"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Idempotency-Key", key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out api.DeployResponse
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	code1, first := post("order-42")
+	code2, again := post("order-42")
+	code3, other := post("order-43")
+	if code1 != http.StatusAccepted || code2 != http.StatusOK || again.JobID != first.JobID || again.Status != "queued" {
+		t.Errorf("first %d %+v, again %d %+v", code1, first, code2, again)
+	}
+	if code3 != http.StatusAccepted || other.JobID == first.JobID {
+		t.Errorf("another key: %d %+v", code3, other)
+	}
+	if n := f.queued(); n != 2 {
+		t.Errorf("%d tasks enqueued, want 2", n)
 	}
 }

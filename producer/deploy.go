@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -57,11 +58,22 @@ func (a *API) uploadProject(c echo.Context) error {
 }
 
 func (a *API) deploy(c echo.Context) error {
+	ctx := c.Request().Context()
+	idem, err := a.idempotency(c)
+	if err != nil {
+		return err
+	}
+	if idem != "" {
+		// A repeated request: the job it made, as it is now.
+		if id, err := a.rdb.Get(ctx, idem).Result(); err == nil {
+			return a.repeated(c, id)
+		}
+	}
 	req, err := decodeDeploy(c.Request())
 	if err != nil {
 		return err
 	}
-	p, err := a.validate(c.Request().Context(), req)
+	p, err := a.validate(ctx, req, clientOf(c))
 	if err != nil {
 		return err
 	}
@@ -69,10 +81,20 @@ func (a *API) deploy(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if idem != "" {
+		won, err := a.rdb.SetNX(ctx, idem, id, a.cfg.JobRetention).Result()
+		if err != nil {
+			return err
+		}
+		if !won {
+			if other, err := a.rdb.Get(ctx, idem).Result(); err == nil {
+				return a.repeated(c, other)
+			}
+		}
+	}
 	p.JobID = id
 	p.EnqueuedAt = time.Now()
-	ctx := c.Request().Context()
-	job := jobs.Job{ID: id, Framework: p.Framework, Network: p.Network, Queue: a.ns.DeployQueue(),
+	job := jobs.Job{ID: id, Framework: p.Framework, Network: p.Network, Client: p.Client, Queue: a.ns.DeployQueue(),
 		Project: p.Project.String(), Target: targetOf(p), CreatedAt: p.EnqueuedAt}
 	if err := a.jobs.Create(ctx, job); err != nil {
 		return err
@@ -91,11 +113,42 @@ func (a *API) deploy(c echo.Context) error {
 	)
 	if err != nil {
 		_ = a.jobs.Delete(context.WithoutCancel(ctx), id)
+		if idem != "" {
+			_ = a.rdb.Del(context.WithoutCancel(ctx), idem).Err()
+		}
 		a.log.Error("enqueue failed", "job_id", id, "error", err)
 		return apiError(http.StatusServiceUnavailable, "the job could not be queued; try again")
 	}
 	a.log.Info("job queued", "job_id", id, "network", p.Network, "project", p.Project.String())
 	return c.JSON(http.StatusAccepted, api.DeployResponse{JobID: id, Status: string(jobs.Queued), StatusURL: "/deploy/" + id})
+}
+
+// idempotency names the Redis key of the request's Idempotency-Key, per client, or ""
+// without one.
+func (a *API) idempotency(c echo.Context) (string, error) {
+	k := c.Request().Header.Get("Idempotency-Key")
+	if k == "" {
+		return "", nil
+	}
+	if len(k) > 255 || strings.ContainsFunc(k, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return "", apiError(http.StatusBadRequest, "Idempotency-Key: at most 255 printable characters")
+	}
+	sum := sha256.Sum256([]byte(k))
+	client := clientOf(c)
+	if client == "" {
+		client = "-"
+	}
+	return a.ns.IdempotencyKey(client, hex.EncodeToString(sum[:])), nil
+}
+
+// repeated answers a request whose Idempotency-Key made a job already: that job.
+func (a *API) repeated(c echo.Context, id string) error {
+	j, err := a.jobs.Get(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	status, _ := j.Effective(a.taskState(j.Queue, j.ID))
+	return c.JSON(http.StatusOK, api.DeployResponse{JobID: id, Status: string(status), StatusURL: "/deploy/" + id})
 }
 
 func targetOf(p tasks.Deploy) string {
@@ -128,7 +181,7 @@ func decodeDeploy(r *http.Request) (api.DeployRequest, error) {
 // validate reads the request's project and checks the request with jobs.Check, the
 // check the worker runs again; it returns the payload to enqueue. Its errors are
 // 400s naming the problem.
-func (a *API) validate(ctx context.Context, req api.DeployRequest) (tasks.Deploy, error) {
+func (a *API) validate(ctx context.Context, req api.DeployRequest, client string) (tasks.Deploy, error) {
 	bad := func(format string, args ...any) (tasks.Deploy, error) {
 		return tasks.Deploy{}, apiError(http.StatusBadRequest, format, args...)
 	}
@@ -136,9 +189,9 @@ func (a *API) validate(ctx context.Context, req api.DeployRequest) (tasks.Deploy
 		return bad("path_url is required: a project:// id from POST /projects, or a directory under the projects root")
 	}
 	p := tasks.Deploy{Framework: req.Framework, Network: req.Network, Script: req.Script,
-		Contract: req.Contract, ConstructorArgs: req.ConstructorArgs, Sig: req.Sig, Args: req.Args}
+		Contract: req.Contract, ConstructorArgs: req.ConstructorArgs, Sig: req.Sig, Args: req.Args, Client: client}
 	// The request alone first: a wrong framework or network needs no project read.
-	if _, err := jobs.Check(p, a.networks, nil); err != nil {
+	if _, err := a.rules().Check(p, nil); err != nil {
 		return tasks.Deploy{}, requestError(err)
 	}
 	var listing *projects.Listing
@@ -166,7 +219,7 @@ func (a *API) validate(ctx context.Context, req api.DeployRequest) (tasks.Deploy
 		}
 		p.Project.Path = rel
 	}
-	plan, err := jobs.Check(p, a.networks, listing)
+	plan, err := a.rules().Check(p, listing)
 	if err != nil {
 		return tasks.Deploy{}, requestError(err)
 	}
@@ -181,13 +234,22 @@ func (a *API) validate(ctx context.Context, req api.DeployRequest) (tasks.Deploy
 	return p, nil
 }
 
-// requestError answers a RequestError as a 400 and anything else as a 500.
+// requestError answers a RequestError as a 400 (403 when its client may not) and
+// anything else as a 500.
 func requestError(err error) error {
 	var re *jobs.RequestError
 	if errors.As(err, &re) {
+		if re.Forbidden {
+			return apiError(http.StatusForbidden, "%s", re.Msg)
+		}
 		return apiError(http.StatusBadRequest, "%s", re.Msg)
 	}
 	return err
+}
+
+// rules are what requests are checked against.
+func (a *API) rules() jobs.Rules {
+	return jobs.Rules{Networks: a.networks, Durable: a.cfg.DurableRedis, Secrets: a.cfg.NetworkSecrets}
 }
 
 func newJobID() (string, error) {

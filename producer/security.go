@@ -20,6 +20,9 @@ type Access struct {
 	// AdminToken every route is open (a development set-up).
 	APIToken   string
 	AdminToken string
+	// APITokens open the deployment routes too, each to a named client (name to
+	// token). A client is the holder of one token: its deployments sign with one key.
+	APITokens map[string]string
 	// RateLimit is deployments per minute per client (0: no limit), with bursts of
 	// RateLimitBurst.
 	RateLimit      float64
@@ -44,13 +47,27 @@ func equal(a, b string) bool {
 	return b != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }
 
-// require admits a request carrying one of the tokens, and answers 401 with no
-// hint otherwise. No tokens configured admits everyone.
-func require(browser bool, tokens ...string) echo.MiddlewareFunc {
-	var set []string
-	for _, t := range tokens {
+// clientDefault names API_TOKEN's holder; networks.AdminClient the admin token's.
+const clientDefault = "default"
+
+// clientKey is where identify leaves the caller's client name for the handlers.
+const clientKey = "deployer.client"
+
+// clientOf is the caller's client: the name of its token's holder, or "" when no
+// tokens are configured (then every job is its own client).
+func clientOf(c echo.Context) string {
+	name, _ := c.Get(clientKey).(string)
+	return name
+}
+
+// identify admits a request carrying one of the tokens (name to token), answers 401
+// with no hint otherwise, and names the token's holder for the handlers. No tokens
+// configured admits everyone, as no one in particular.
+func identify(browser bool, tokens map[string]string) echo.MiddlewareFunc {
+	set := map[string]string{}
+	for name, t := range tokens {
 		if t != "" {
-			set = append(set, t)
+			set[name] = t
 		}
 	}
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
@@ -59,10 +76,16 @@ func require(browser bool, tokens ...string) echo.MiddlewareFunc {
 				return next(c)
 			}
 			got := tokenOf(c.Request())
-			for _, t := range set {
+			// Every token is compared, so that the time taken does not tell which.
+			holder := ""
+			for name, t := range set {
 				if equal(got, t) {
-					return next(c)
+					holder = name
 				}
+			}
+			if holder != "" {
+				c.Set(clientKey, holder)
+				return next(c)
 			}
 			if browser {
 				// Lets a browser ask for the token (as a password).

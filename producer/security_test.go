@@ -1,9 +1,15 @@
 package producer
 
 import (
+	"context"
+	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/deployer-dev/deployer/api"
+	"github.com/deployer-dev/deployer/tasks"
 )
 
 const (
@@ -147,5 +153,47 @@ func TestPagesCarrySecurityHeaders(t *testing.T) {
 	resp, body = f.request("GET", "/monitoring", "", nil)
 	if resp.StatusCode != http.StatusOK || strings.Contains(body, "googleapis") || !strings.Contains(body, "/dashboard/static/fonts/fonts.css") {
 		t.Errorf("monitoring page: %d, loads fonts from elsewhere: %t", resp.StatusCode, strings.Contains(body, "googleapis"))
+	}
+}
+
+// A client is the holder of one token: its jobs carry its name, never the token. A
+// real network takes deployments from the clients it lists and the admin only.
+func TestClientsAndRealNetworks(t *testing.T) {
+	f := newFixtureWith(t, Access{AdminToken: adminToken, APITokens: map[string]string{"alice": "alice-token-1", "bob": "bob-token-22"}})
+	f.api.cfg.DurableRedis = true
+	deploy := func(token, network string) (*http.Response, string) {
+		req, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/deploy",
+			strings.NewReader(`{"path_url": "counter", "framework": "foundry", "network": "`+network+`"}`))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b strings.Builder
+		_, _ = io.Copy(&b, resp.Body)
+		return resp, b.String()
+	}
+	resp, body := deploy("alice-token-1", "mainnet")
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("alice to mainnet: %d %s", resp.StatusCode, body)
+	}
+	var queued api.DeployResponse
+	_ = json.Unmarshal([]byte(body), &queued)
+	job, _ := f.api.jobs.Get(context.Background(), queued.JobID)
+	info, _ := f.insp.GetTaskInfo(f.ns.DeployQueue(), queued.JobID)
+	p, _ := tasks.DecodeDeploy(info.Payload)
+	if job.Client != "alice" || p.Client != "alice" || strings.Contains(string(info.Payload), "alice-token-1") || strings.Contains(string(info.Payload), "SECRETAPIKEY") {
+		t.Errorf("job client %q, payload %s", job.Client, info.Payload)
+	}
+	if resp, body := deploy("bob-token-22", "mainnet"); resp.StatusCode != http.StatusForbidden || !strings.Contains(body, `client \"bob\" may not deploy to network \"mainnet\"`) {
+		t.Errorf("bob to mainnet: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := deploy(adminToken, "mainnet"); resp.StatusCode != http.StatusAccepted {
+		t.Errorf("the admin to mainnet: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := deploy("bob-token-22", "local"); resp.StatusCode != http.StatusAccepted {
+		t.Errorf("bob to local: %d %s", resp.StatusCode, body)
 	}
 }

@@ -39,7 +39,7 @@ func (a *API) getJob(c echo.Context) error {
 // view is the job as the API answers it: its record, with the status and error the
 // record and its task's state say together.
 func (a *API) view(ctx context.Context, j jobs.Job) api.Job {
-	v := api.Job{JobID: j.ID, Framework: j.Framework, Network: j.Network,
+	v := api.Job{JobID: j.ID, Framework: j.Framework, Network: j.Network, Client: j.Client,
 		Step: j.Step, Project: j.Project, Target: j.Target, Attempts: j.Attempts, Worker: j.Worker, ContainerID: j.ContainerID,
 		CancelRequested: j.CancelRequested, CreatedAt: j.CreatedAt}
 	state, lastErr := jobs.TaskUnknown, ""

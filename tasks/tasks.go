@@ -78,6 +78,8 @@ const (
 	ChainStepLimit     = 2 * time.Minute
 	ContainerStepLimit = 2 * time.Minute
 	ProjectStepLimit   = 2 * time.Minute
+	// MineStepLimit bounds the wait for a real network to mine a job's transactions.
+	MineStepLimit = 10 * time.Minute
 )
 
 // SenderWait is how long a job waits for other deployments from its chain's sender:
@@ -88,7 +90,7 @@ func SenderWait(jobTimeout time.Duration) time.Duration { return jobTimeout }
 // margin, so that asynq never ends a job before the worker's own limits do.
 func DeployTimeout(jobTimeout time.Duration) time.Duration {
 	return ProjectStepLimit + ImageStepLimit + ChainStepLimit + ContainerStepLimit +
-		SenderWait(jobTimeout) + jobTimeout + time.Minute
+		SenderWait(jobTimeout) + jobTimeout + MineStepLimit + time.Minute
 }
 
 // NewDeploy makes the asynq task of a deployment; its task id is the job id.

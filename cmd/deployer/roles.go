@@ -17,6 +17,7 @@ import (
 	"github.com/deployer-dev/deployer/chains"
 	"github.com/deployer-dev/deployer/deployment"
 	"github.com/deployer-dev/deployer/engine/docker"
+	"github.com/deployer-dev/deployer/gateway"
 	"github.com/deployer-dev/deployer/internal/config"
 	"github.com/deployer-dev/deployer/internal/heartbeat"
 	"github.com/deployer-dev/deployer/internal/localredis"
@@ -109,6 +110,7 @@ func runRoles(ctx context.Context, cfg config.Config, log *slog.Logger, roles ro
 			Limits:          projects.DefaultLimits,
 			Access: producer.Access{
 				APIToken:       cfg.APIToken,
+				APITokens:      cfg.APITokens,
 				AdminToken:     cfg.AdminToken,
 				RateLimit:      cfg.RateLimit,
 				RateLimitBurst: cfg.RateLimitBurst,
@@ -117,6 +119,8 @@ func runRoles(ctx context.Context, cfg config.Config, log *slog.Logger, roles ro
 			MonitoringReadOnly: cfg.MonitoringReadOnly,
 			JobTimeout:         cfg.JobTimeout.D(),
 			JobRetention:       cfg.JobRetention.D(),
+			DurableRedis:       cfg.RedisURL != "",
+			NetworkSecrets:     roles&roleWorker != 0,
 			JobMaxRetry:        cfg.JobMaxRetry,
 
 			ImageCacheEnabled: cfg.ImageCacheEnabled,
@@ -185,6 +189,11 @@ func newWorker(ctx context.Context, cfg config.Config, rdb *redis.Client, redisO
 		eng.Close()
 		return nil, nil, fmt.Errorf("worker: %w", err)
 	}
+	seed, err := gateway.LoadSeed(ctx, rdb, ns.SenderSeed())
+	if err != nil {
+		eng.Close()
+		return nil, nil, fmt.Errorf("worker: %w", err)
+	}
 	dep := deployment.New(deployment.Deps{
 		EngineID:   eng.ID(),
 		Images:     images,
@@ -192,7 +201,9 @@ func newWorker(ctx context.Context, cfg config.Config, rdb *redis.Client, redisO
 		Containers: deployment.PoolContainers{Pool: containers, Engine: eng},
 		Compiles:   compiles,
 		Uploads:    projects.NewStore(rdb, ns, projectTTL),
-		Networks:   nets,
+		Rules:      jobs.Rules{Networks: nets, Durable: cfg.RedisURL != "", Secrets: true},
+		Senders:    gateway.NewSenders(seed),
+		Journals:   gateway.Journals{RDB: rdb, Key: ns.JournalKey, TTL: cfg.JobRetention.D()},
 		Locks:      locks,
 		Namespace:  ns,
 		Redact:     red,

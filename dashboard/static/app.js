@@ -535,7 +535,7 @@
         ' · compile ' + (c.compile_hit ? 'cached' : 'by forge'));
     }
     const target = str(j.target);
-    if (target || str(j.network)) lines.push([target, str(j.network) ? 'on ' + str(j.network) : ''].filter(Boolean).join(' '));
+    if (target || str(j.network)) lines.push([target, str(j.network) ? 'on ' + str(j.network) : '', str(j.client) ? 'for ' + str(j.client) : ''].filter(Boolean).join(' '));
     if (j.status === 'failed' && str(j.error)) lines.push('error: ' + str(j.error).slice(0, 300));
     return lines.join('\n');
   }
@@ -758,7 +758,9 @@
       kv('project', str(j.project) ? mono(str(j.project)) : null),
       kv('target', str(j.target) ? mono(str(j.target)) : null),
       kv('framework', str(j.framework)),
+      kv('client', str(j.client) || null),
       kv('network', [str(j.network), r && num(r.chain_id) != null ? muted(' chain ' + r.chain_id) : null]),
+      kv('sender', r && str(r.sender) ? mono(str(r.sender)) : null),
       kv('worker', str(j.worker) ? mono(str(j.worker)) : null),
       kv('container', str(j.container_id) ? mono(shortId(j.container_id, 12), str(j.container_id)) : null),
       kv('attempts', num(j.attempts) != null ? String(j.attempts) : null),

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -72,8 +73,11 @@ type Config struct {
 	APIURL string `envconfig:"DEPLOYER_API" default:"http://127.0.0.1:5001"`
 
 	// Access control. API_TOKEN opens the deployment routes, ADMIN_TOKEN every route.
-	APIToken   string `envconfig:"API_TOKEN"`
-	AdminToken string `envconfig:"ADMIN_TOKEN"`
+	// API_TOKENS names clients: "alice=token1,bob=token2"; API_TOKEN is the client
+	// "default".
+	APIToken   string  `envconfig:"API_TOKEN"`
+	AdminToken string  `envconfig:"ADMIN_TOKEN"`
+	APITokens  Clients `envconfig:"API_TOKENS"`
 	// RateLimit is deployments per minute per client; 0 turns the limit off.
 	RateLimit      float64  `envconfig:"RATE_LIMIT" default:"60"`
 	RateLimitBurst int      `envconfig:"RATE_LIMIT_BURST" default:"20"`
@@ -143,6 +147,11 @@ func (c Config) validate() error {
 	if c.PoolMaxIdlePerKey < 0 || c.PoolMaxJobsPerCtr < 0 {
 		return fmt.Errorf("POOL_MAX_IDLE_PER_KEY and POOL_MAX_JOBS_PER_CONTAINER must not be negative")
 	}
+	for name, token := range c.APITokens {
+		if token == c.APIToken || token == c.AdminToken {
+			return fmt.Errorf("API_TOKENS: client %q shares its token with API_TOKEN or ADMIN_TOKEN", name)
+		}
+	}
 	if c.JobRetention.D() < 24*time.Hour {
 		return fmt.Errorf("JOB_RETENTION must be at least 24h: jobs stay pollable that long")
 	}
@@ -160,6 +169,40 @@ func validInstance(s string) bool {
 		}
 	}
 	return true
+}
+
+// Clients maps client names to their tokens, read from "name=token,name=token".
+type Clients map[string]string
+
+var clientNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
+
+// Decode implements envconfig.Decoder. The tokens are never repeated in an error.
+func (c *Clients) Decode(s string) error {
+	out := Clients{}
+	seen := map[string]bool{}
+	for i, pair := range strings.Split(s, ",") {
+		pair = strings.TrimSpace(pair)
+		if pair == "" {
+			continue
+		}
+		name, token, ok := strings.Cut(pair, "=")
+		switch {
+		case !ok || token == "":
+			return fmt.Errorf("entry %d is not name=token", i+1)
+		case !clientNameRE.MatchString(name):
+			return fmt.Errorf("entry %d: a name is 1-32 lowercase letters, digits, dashes and underscores", i+1)
+		case name == "admin" || name == "default":
+			return fmt.Errorf("entry %d: %q is reserved (the admin token's and API_TOKEN's holder)", i+1, name)
+		case out[name] != "":
+			return fmt.Errorf("client %q is named twice", name)
+		case seen[token]:
+			return fmt.Errorf("client %q shares its token with another", name)
+		}
+		seen[token] = true
+		out[name] = token
+	}
+	*c = out
+	return nil
 }
 
 // Duration is a Go duration ("24h") or a whole number of seconds ("86400").
