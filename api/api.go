@@ -25,6 +25,9 @@ type DeployRequest struct {
 	// Sig and Args call a script's entry point with arguments: "run(address)", ["0x…"].
 	Sig  string   `json:"sig,omitempty"`
 	Args []string `json:"args,omitempty"`
+	// Env are settings a script reads with vm.envOr and vm.envString. They are not
+	// secrets: the service keeps and shows them like the rest of the request.
+	Env map[string]string `json:"env,omitempty"`
 }
 
 // DeployResponse answers POST /deploy.

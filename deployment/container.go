@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/deployer-dev/deployer/cache/compilecache"
+	"github.com/deployer-dev/deployer/cache/compilers"
 	"github.com/deployer-dev/deployer/engine"
 	"github.com/deployer-dev/deployer/foundry"
 	"github.com/deployer-dev/deployer/gateway"
@@ -24,6 +26,8 @@ import (
 type box struct {
 	c   Container
 	mem int64
+	// env are the script's settings, given to its commands beside the service's.
+	env []string
 	// broken says a command was interrupted (timeout, cancel, engine error): the
 	// container may hold anything and is not reused.
 	broken bool
@@ -33,7 +37,7 @@ type box struct {
 
 // JobContainer is the container jobs of a network run in. Nothing in it names a job:
 // the pool hands the same container to the next job of the same kind.
-func JobContainer(instance string, cfg Config, network, imageID string) engine.ContainerSpec {
+func JobContainer(instance string, cfg Config, network, imageID, compilersVolume string) engine.ContainerSpec {
 	return engine.ContainerSpec{
 		Image: imageID,
 		// The container idles while the job's commands run in it one after another.
@@ -47,6 +51,9 @@ func JobContainer(instance string, cfg Config, network, imageID string) engine.C
 			workDir: "size=1g,uid=10001,gid=10001,mode=0700",
 			"/tmp":  "size=256m,uid=10001,gid=10001,mode=0700",
 		},
+		// The compiler store, read-only: forge finds the job's versions through the view
+		// the copy carries (dataDir).
+		Mounts:   []engine.Mount{{Volume: compilersVolume, Target: compilers.Mount, ReadOnly: true}},
 		Network:  "none",
 		Memory:   cfg.Memory,
 		NanoCPUs: cfg.NanoCPUs,
@@ -64,11 +71,12 @@ func (b *box) release(ctx context.Context) {
 // and the cached artifacts when there are) through the engine API: never a bind mount,
 // since the worker may itself run in a container, and the user's directory is never
 // written to.
-func (b *box) copyProject(ctx context.Context, dir string, toml []byte, lim projects.Limits, cached []byte) error {
+func (b *box) copyProject(ctx context.Context, dir string, toml []byte, lim projects.Limits, cached []byte, solc []string) error {
 	opts := projects.PackOptions{
 		Replace: map[string][]byte{"foundry.toml": toml},
 		Prefix:  "project/",
 		UID:     10001, GID: 10001,
+		Beside: compilers.View(dataDirName, solc),
 	}
 	if cached != nil {
 		opts.Extra = func(add func(h *tar.Header, body io.Reader) error) error {
@@ -91,11 +99,16 @@ func (b *box) copyProject(ctx context.Context, dir string, toml []byte, lim proj
 	return nil
 }
 
-// compile runs forge build. A failure is the user's, with the compiler's first error.
-func (b *box) compile(ctx context.Context, out *output) error {
+// compile runs forge build. A failure is the user's, with the compiler's first error,
+// and the dependency folders the project declares but lacks when there are.
+func (b *box) compile(ctx context.Context, out *output, emptyDeps []string) error {
 	code, err := b.forgeExec(ctx, foundry.BuildCommand(), out)
 	if err != nil {
 		return err
+	}
+	if code != 0 && len(emptyDeps) > 0 {
+		return userErrorf("compilation failed, and %s %s empty: the project's git submodules were not checked out (git submodule update --init --recursive before uploading): %s",
+			strings.Join(emptyDeps, ", "), isAre(len(emptyDeps)), orDefault(foundry.CompileError(out.String()), lastLine(out.String())))
 	}
 	if code != 0 {
 		if msg := foundry.CompileError(out.String()); msg != "" {
@@ -137,6 +150,9 @@ func (b *box) deploy(ctx context.Context, target foundry.Target, chainID uint64,
 	if code != 0 {
 		if msg := foundry.CompileError(out.String()); msg != "" {
 			return foundry.Broadcast{}, userErrorf("%s", msg)
+		}
+		if hint := foundry.KeyHint(out.String()); hint != "" {
+			return foundry.Broadcast{}, userErrorf("deployment failed: %s", hint)
 		}
 		return foundry.Broadcast{}, userErrorf("deployment failed: %s", orDefault(foundry.FailureSummary(out.String()), "forge exited "+fmt.Sprint(code)))
 	}
@@ -184,7 +200,7 @@ func (b *box) exec(ctx context.Context, cmd []string, stdin io.Reader, stdout, s
 	}
 	code, err := b.c.Exec(ctx, engine.ExecSpec{
 		Cmd:     cmd,
-		Env:     foundry.Env(projectDir),
+		Env:     append(foundry.Env(projectDir, workDir+"/"+dataDirName), b.env...),
 		WorkDir: dir,
 		Stdin:   stdin,
 		Stdout:  stdout,
@@ -265,4 +281,11 @@ func (l *limitWriter) Write(p []byte) (int, error) {
 	}
 	l.n -= int64(len(p))
 	return l.w.Write(p)
+}
+
+func isAre(n int) string {
+	if n == 1 {
+		return "is"
+	}
+	return "are"
 }

@@ -31,11 +31,13 @@ import (
 	"github.com/deployer-dev/deployer/tasks"
 )
 
-// Paths inside a job container.
+// Paths inside a job container. dataDirName, beside the project in the work dir,
+// holds the job's view of the compiler store (its XDG data dir, where forge looks).
 const (
-	workDir    = "/work"
-	projectDir = workDir + "/project"
-	jobUser    = "10001:10001"
+	workDir     = "/work"
+	projectDir  = workDir + "/project"
+	dataDirName = ".deployer"
+	jobUser     = "10001:10001"
 )
 
 // Config is what a Deployer needs to know of the installation.
@@ -85,6 +87,7 @@ type Deps struct {
 	Chains     Chains
 	Containers Containers
 	Compiles   CompileCache
+	Compilers  Compilers
 	Uploads    Uploads
 	// Rules are the request check the API ran, run again.
 	Rules     jobs.Rules
@@ -140,10 +143,12 @@ type job struct {
 	chain      *chains.Chain
 	compileKey string
 	cached     []byte
-	box        *box
-	gw         *gateway.Session
-	relay      *relay
-	relayWait  time.Duration
+	// solc are the compiler versions the job offers forge.
+	solc      []string
+	box       *box
+	gw        *gateway.Session
+	relay     *relay
+	relayWait time.Duration
 
 	// unlocks release the sender locks the job took, its own and those of addresses
 	// it signed for itself; the gateway takes the latter from its own goroutines.
@@ -153,7 +158,7 @@ type job struct {
 
 func (j *job) run(ctx context.Context) error {
 	steps := []func(context.Context) error{
-		j.prepare, j.resolveImage, j.ensureChain, j.lookupCompiled, j.openContainer, j.compile, j.deploy,
+		j.prepare, j.resolveImage, j.prepareCompilers, j.ensureChain, j.lookupCompiled, j.openContainer, j.compile, j.deploy,
 	}
 	defer j.close(ctx)
 	for _, step := range steps {
@@ -212,6 +217,9 @@ func (j *job) prepare(ctx context.Context) error {
 		if len(plan.Config.Dropped) > 0 {
 			j.rep.Output([]byte(fmt.Sprintf("deployer: foundry.toml settings not used: %s\n", strings.Join(plan.Config.Dropped, ", "))))
 		}
+		for _, note := range plan.Config.Notes {
+			j.rep.Output([]byte("deployer: " + note + "\n"))
+		}
 		j.proj = &project{dir: dir, plan: plan, cleanup: cleanup}
 		return nil
 	})
@@ -226,6 +234,26 @@ func (j *job) resolveImage(ctx context.Context) error {
 	j.r.Timings.Image = time.Since(t).Milliseconds()
 	j.r.Cache.ImageHit = j.img.Hit
 	return err
+}
+
+// prepareCompilers decides which compiler versions the project gets, from its files
+// alone, and makes them ready on the engine, fetching any the host lacks.
+func (j *job) prepareCompilers(ctx context.Context) error {
+	return j.step(ctx, "preparing compilers", j.d.cfg.Steps.Image, func(ctx context.Context) error {
+		needs, err := foundry.CompilerNeeds(j.proj.dir, j.proj.plan.Config.TOML)
+		if err != nil {
+			return err
+		}
+		known, err := j.d.Compilers.Known(ctx)
+		if err != nil {
+			return err
+		}
+		if j.solc, err = foundry.ResolveCompilers(needs, j.proj.plan.Config.Solc, j.d.Compilers.Defaults(), known); err != nil {
+			return userErrorf("%v", err)
+		}
+		j.rep.Output([]byte("deployer: compiling with solc " + strings.Join(j.solc, ", ") + "\n"))
+		return j.d.Compilers.Ensure(ctx, j.solc, j.img.ID, j.rep.Step)
+	})
 }
 
 func (j *job) ensureChain(ctx context.Context) error {
@@ -258,7 +286,7 @@ func (j *job) lookupCompiled(ctx context.Context) error {
 		if err != nil {
 			return jobs.AsRequestError(err)
 		}
-		j.compileKey = compilecache.Key(content, j.img.Key, foundry.BuildCommand())
+		j.compileKey = compilecache.Key(content, j.img.Key, j.solc, foundry.BuildCommand())
 		j.cached, j.r.Cache.CompileHit = j.d.Compiles.Lookup(ctx, j.compileKey)
 		return nil
 	})
@@ -269,11 +297,11 @@ func (j *job) lookupCompiled(ctx context.Context) error {
 func (j *job) openContainer(ctx context.Context) error {
 	t := time.Now()
 	err := j.step(ctx, "starting container", j.d.cfg.Steps.Container, func(ctx context.Context) error {
-		c, err := j.d.Containers.Lease(ctx, JobContainer(j.d.Namespace.Instance, j.d.cfg, j.p.Network, j.img.ID), j.p.JobID)
+		c, err := j.d.Containers.Lease(ctx, JobContainer(j.d.Namespace.Instance, j.d.cfg, j.p.Network, j.img.ID, j.d.Compilers.Volume()), j.p.JobID)
 		if err != nil {
 			return err
 		}
-		j.box = &box{c: c, mem: j.d.cfg.Memory}
+		j.box = &box{c: c, mem: j.d.cfg.Memory, env: foundry.EnvList(j.proj.plan.Target.Env)}
 		return nil
 	})
 	if err != nil {
@@ -284,7 +312,7 @@ func (j *job) openContainer(ctx context.Context) error {
 	j.r.Cache.ContainerReused = j.box.c.Reused()
 	j.rep.Container(j.box.c.ID(), j.box.c.Reused())
 	err = j.users.run(ctx, "copying project", func(ctx context.Context) error {
-		return j.box.copyProject(ctx, j.proj.dir, j.proj.plan.Config.TOML, j.d.cfg.Limits, j.cached)
+		return j.box.copyProject(ctx, j.proj.dir, j.proj.plan.Config.TOML, j.d.cfg.Limits, j.cached, j.solc)
 	})
 	j.r.Timings.Container = time.Since(t).Milliseconds()
 	return err
@@ -301,7 +329,7 @@ func (j *job) compile(ctx context.Context) error {
 	t := time.Now()
 	defer func() { j.r.Timings.Compile += time.Since(t).Milliseconds() }()
 	return j.users.run(ctx, "compiling", func(ctx context.Context) error {
-		if err := j.box.compile(ctx, newOutput(j.rep, j.d.Redact)); err != nil {
+		if err := j.box.compile(ctx, newOutput(j.rep, j.d.Redact), foundry.EmptyDependencies(j.proj.dir)); err != nil {
 			return err
 		}
 		if j.compileKey != "" {

@@ -224,6 +224,18 @@ func (f *fakeCompiles) Save(_ context.Context, key string, r io.Reader, _ time.D
 	return nil
 }
 
+type fakeCompilers struct{ ensured []string }
+
+func (f *fakeCompilers) Defaults() []string { return []string{"0.8.30"} }
+func (f *fakeCompilers) Known(context.Context) ([]string, error) {
+	return []string{"0.8.19", "0.8.30"}, nil
+}
+func (f *fakeCompilers) Volume() string { return "compilers" }
+func (f *fakeCompilers) Ensure(_ context.Context, v []string, _ string, _ func(string)) error {
+	f.ensured = append(f.ensured, v...)
+	return nil
+}
+
 type noLocks struct{}
 
 func (noLocks) LockWait(ctx context.Context, _ string, _ time.Duration) (context.Context, func(), error) {
@@ -320,6 +332,7 @@ func newRig(t *testing.T, timeout time.Duration, imageWait time.Duration) *rig {
 		Chains:     fakeChains{rpc: fakeChainRPC(t)},
 		Containers: fakeContainers{c: c},
 		Compiles:   compiles,
+		Compilers:  &fakeCompilers{},
 		Uploads:    noUploads{},
 		Rules:      jobs.Rules{Networks: nets},
 		Senders:    gateway.NewSenders([]byte("a seed of the unit tests, 32 b.")),

@@ -53,6 +53,19 @@ type CompileCache interface {
 	Save(ctx context.Context, key string, r io.Reader, took time.Duration) error
 }
 
+// Compilers is the compiler store (cache/compilers).
+type Compilers interface {
+	// Defaults are the versions a pragma's range is resolved against.
+	Defaults() []string
+	// Known lists the versions that exist.
+	Known(ctx context.Context) ([]string, error)
+	// Ensure makes the versions ready in the engine's volume, filled by a container
+	// of imageID, telling step when it fetches one.
+	Ensure(ctx context.Context, versions []string, imageID string, step func(string)) error
+	// Volume is the engine's volume of the store, mounted read-only in job containers.
+	Volume() string
+}
+
 // Uploads holds uploaded projects.
 type Uploads interface {
 	// Get returns the archive of an upload by its sha256, or projects.ErrNotFound.

@@ -35,6 +35,8 @@ const (
 	RoleJob         = "job"
 	RoleNetwork     = "network"
 	RoleChainIPC    = "chain-ipc"
+	// RoleCompilers is the compiler store's volume and the container that fills it.
+	RoleCompilers = "compilers"
 )
 
 // Errors callers decide on.

@@ -7,16 +7,15 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"regexp"
 	"sort"
+	"strings"
 
 	"github.com/BurntSushi/toml"
 )
 
 // ErrRefused marks a project this service will not run, with the reason.
 var ErrRefused = errors.New("project refused")
-
-// SolcPath is the compiler in the runner image; a project never brings its own.
-const SolcPath = "/usr/local/bin/solc"
 
 // allowedKeys are the [profile.default] settings taken from a project's foundry.toml:
 // those that shape compilation and deployment. Everything else, and above all ffi,
@@ -34,10 +33,11 @@ var allowedKeys = map[string]bool{
 	"names": true, "sizes": true, "unchecked_cheatcode_artifacts": true,
 }
 
-// forced are the settings every job runs with, whatever the project says.
+// forced are the settings every job runs with, whatever the project says. forge
+// detects each file's compiler among the versions the job offers it (see
+// CompilerNeeds), or uses the version the project pins.
 var forced = map[string]any{
-	"solc":             SolcPath,
-	"auto_detect_solc": false,
+	"auto_detect_solc": true,
 	"offline":          true,
 	"ffi":              false,
 	"fs_permissions":   []any{},
@@ -53,11 +53,21 @@ type Config struct {
 	TOML []byte
 	// Dropped lists the project's settings that were left out, for the job's log.
 	Dropped []string
+	// Notes say why, where it is worth saying.
+	Notes []string
+	// Solc is the compiler version the project pins (solc or solc_version), "" when
+	// forge detects each file's.
+	Solc string
 }
 
+var versionRE = regexp.MustCompile(`^v?(\d+\.\d+\.\d+)$`)
+
 // SanitizeConfig reads a project's foundry.toml (nil when it has none) and returns
-// the configuration the job runs with. A project that enables ffi in any profile is
-// refused: it asks to run commands on the machine, and it would not work without.
+// the configuration the job runs with: the project's settings that shape compilation,
+// and the service's own. What is not safe is dropped and said: ffi, in any profile,
+// is forced off (a script that calls vm.ffi then fails with forge's own error). A
+// compiler the project pins is honoured as a version; one it names by path is refused,
+// since the service compiles with its own builds only.
 func SanitizeConfig(projectTOML []byte) (Config, error) {
 	var doc map[string]any
 	if len(projectTOML) > 0 {
@@ -65,6 +75,7 @@ func SanitizeConfig(projectTOML []byte) (Config, error) {
 			return Config{}, fmt.Errorf("%w: foundry.toml does not parse: %v", ErrRefused, err)
 		}
 	}
+	var c Config
 	profiles, _ := doc["profile"].(map[string]any)
 	names := make([]string, 0, len(profiles))
 	for name := range profiles {
@@ -74,35 +85,74 @@ func SanitizeConfig(projectTOML []byte) (Config, error) {
 	for _, name := range names {
 		p, _ := profiles[name].(map[string]any)
 		if ffi, _ := p["ffi"].(bool); ffi {
-			return Config{}, fmt.Errorf("%w: foundry.toml enables ffi in [profile.%s]; ffi runs commands on the deploying machine and is not allowed", ErrRefused, name)
+			c.Notes = append(c.Notes, fmt.Sprintf("ffi is off (foundry.toml enables it in [profile.%s]): it runs commands on the deploying machine; a script that calls vm.ffi fails", name))
 		}
 	}
 	out := make(map[string]any)
-	var dropped []string
-	if def, ok := profiles["default"].(map[string]any); ok {
-		for k, v := range def {
-			if allowedKeys[k] {
-				out[k] = v
-			} else if !sameValue(forced[k], v) {
-				dropped = append(dropped, k)
-			}
+	def, _ := profiles["default"].(map[string]any)
+	pinned, err := pinnedSolc(def)
+	if err != nil {
+		return Config{}, err
+	}
+	for k, v := range def {
+		switch {
+		case allowedKeys[k]:
+			out[k] = v
+		case (k == "solc" || k == "solc_version") && pinned != "":
+		case !sameValue(forced[k], v):
+			c.Dropped = append(c.Dropped, k)
 		}
 	}
 	for k := range doc {
 		if k != "profile" {
-			dropped = append(dropped, "["+k+"]")
+			c.Dropped = append(c.Dropped, "["+k+"]")
 		}
 	}
 	for k, v := range forced {
 		out[k] = v
+	}
+	if pinned != "" {
+		c.Solc = pinned
+		out["solc"] = pinned
+		out["auto_detect_solc"] = false
 	}
 	var buf bytes.Buffer
 	buf.WriteString("# Written by deployer: the project's settings that shape compilation, and the service's own.\n")
 	if err := toml.NewEncoder(&buf).Encode(map[string]any{"profile": map[string]any{"default": out}}); err != nil {
 		return Config{}, fmt.Errorf("encode foundry.toml: %w", err)
 	}
-	sort.Strings(dropped)
-	return Config{TOML: buf.Bytes(), Dropped: dropped}, nil
+	sort.Strings(c.Dropped)
+	c.TOML = buf.Bytes()
+	return c, nil
+}
+
+// pinnedSolc reads the compiler version [profile.default] pins, with solc or its
+// alias solc_version.
+func pinnedSolc(def map[string]any) (string, error) {
+	var pinned string
+	for _, k := range []string{"solc", "solc_version"} {
+		v, ok := def[k]
+		if !ok {
+			continue
+		}
+		s, _ := v.(string)
+		m := versionRE.FindStringSubmatch(strings.TrimSpace(s))
+		if m == nil {
+			return "", fmt.Errorf("%w: foundry.toml sets %s to %q, not a version; this service compiles with its own solc builds: give a version such as \"0.8.19\"", ErrRefused, k, truncate(fmt.Sprint(v), 80))
+		}
+		if pinned != "" && pinned != m[1] {
+			return "", fmt.Errorf("%w: foundry.toml pins two compilers, solc %s and solc_version %s", ErrRefused, pinned, m[1])
+		}
+		pinned = m[1]
+	}
+	return pinned, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
 }
 
 // sameValue says a project's setting is what the service sets anyway, so that leaving

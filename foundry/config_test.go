@@ -46,14 +46,12 @@ func keys(m map[string]any) []string {
 func checkForced(t *testing.T, def map[string]any) {
 	t.Helper()
 	want := map[string]any{
-		"solc":             SolcPath,
-		"auto_detect_solc": false,
-		"offline":          true,
-		"ffi":              false,
-		"out":              "out",
-		"cache":            true,
-		"cache_path":       "cache",
-		"broadcast":        "broadcast",
+		"offline":    true,
+		"ffi":        false,
+		"out":        "out",
+		"cache":      true,
+		"cache_path": "cache",
+		"broadcast":  "broadcast",
 	}
 	for k, v := range want {
 		if def[k] != v {
@@ -72,7 +70,9 @@ func checkForced(t *testing.T, def map[string]any) {
 	}
 }
 
-func TestSanitizeConfigFFIRefused(t *testing.T) {
+// ffi left on in foundry.toml is forced off, and said, not refused: real projects
+// leave it on unused.
+func TestSanitizeConfigFFIOff(t *testing.T) {
 	tests := []struct {
 		name    string
 		toml    string
@@ -87,19 +87,50 @@ func TestSanitizeConfigFFIRefused(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := SanitizeConfig([]byte(tt.toml))
-			if !errors.Is(err, ErrRefused) {
-				t.Fatalf("SanitizeConfig = %q, %v; want ErrRefused", c.TOML, err)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if !strings.Contains(err.Error(), tt.profile) {
-				t.Errorf("err %q does not name %s", err, tt.profile)
+			def := decodeDefault(t, c.TOML)
+			checkForced(t, def)
+			if def["ffi"] != false {
+				t.Errorf("ffi = %v", def["ffi"])
 			}
-			if !strings.Contains(err.Error(), "ffi") {
-				t.Errorf("err %q does not say ffi", err)
-			}
-			if c.TOML != nil {
-				t.Errorf("a configuration came with the refusal")
+			if len(c.Notes) != 1 || !strings.Contains(c.Notes[0], tt.profile) || !strings.Contains(c.Notes[0], "vm.ffi") {
+				t.Errorf("notes %q do not say ffi is off in %s", c.Notes, tt.profile)
 			}
 		})
+	}
+}
+
+// A compiler the project pins is honoured as a version; a path is refused.
+func TestSanitizeConfigSolc(t *testing.T) {
+	for in, want := range map[string]string{
+		"[profile.default]\nsolc = \"0.8.19\"\n":                             "0.8.19",
+		"[profile.default]\nsolc_version = \"0.8.23\"\n":                     "0.8.23",
+		"[profile.default]\nsolc = \"v0.8.19\"\nsolc_version = \"0.8.19\"\n": "0.8.19",
+		"[profile.default]\nsrc = \"src\"\n":                                 "",
+	} {
+		c, err := SanitizeConfig([]byte(in))
+		if err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		def := decodeDefault(t, c.TOML)
+		if c.Solc != want || (want != "" && (def["solc"] != want || def["auto_detect_solc"] != false)) || (want == "" && def["auto_detect_solc"] != true) {
+			t.Errorf("%q: Solc %q, config %v", in, c.Solc, def)
+		}
+		if len(c.Dropped) != 0 {
+			t.Errorf("%q: dropped %q", in, c.Dropped)
+		}
+	}
+	for _, in := range []string{
+		"[profile.default]\nsolc = \"/tmp/evil-solc\"\n",
+		"[profile.default]\nsolc = \"./bin/solc\"\n",
+		"[profile.default]\nsolc = \"0.8.19\"\nsolc_version = \"0.8.20\"\n",
+		"[profile.default]\nsolc = 8\n",
+	} {
+		if _, err := SanitizeConfig([]byte(in)); !errors.Is(err, ErrRefused) {
+			t.Errorf("%q: %v, want refused", in, err)
+		}
 	}
 }
 
@@ -139,7 +170,7 @@ mainnet = { key = "ETHERSCAN" }
 	if err != nil {
 		t.Fatalf("SanitizeConfig: %v", err)
 	}
-	wantDropped := []string{"[etherscan]", "[rpc_endpoints]", "eth_rpc_url", "fs_permissions", "out", "sender", "solc", "solc_version"}
+	wantDropped := []string{"[etherscan]", "[rpc_endpoints]", "eth_rpc_url", "fs_permissions", "out", "sender"}
 	if !reflect.DeepEqual(c.Dropped, wantDropped) {
 		t.Errorf("Dropped = %q, want %q", c.Dropped, wantDropped)
 	}
@@ -168,6 +199,10 @@ mainnet = { key = "ETHERSCAN" }
 			t.Errorf("%s = %#v, want %#v", k, def[k], v)
 		}
 	}
+	// The forced settings, and the compiler the project pins.
+	if def["solc"] != "0.8.20" || def["auto_detect_solc"] != false {
+		t.Errorf("solc %v, auto_detect_solc %v", def["solc"], def["auto_detect_solc"])
+	}
 	if n := len(def); n != len(kept)+9 {
 		t.Errorf("[profile.default] has %d keys, want %d: %v", n, len(kept)+9, keys(def))
 	}
@@ -180,18 +215,17 @@ func TestSanitizeConfigForcedWins(t *testing.T) {
 [profile.default]
 ffi = "true"
 offline = false
-auto_detect_solc = true
+auto_detect_solc = false
 cache = false
 cache_path = "/tmp/cache"
 broadcast = "/tmp/broadcast"
-solc = "/tmp/evil-solc"
 `
 	c, err := SanitizeConfig([]byte(project))
 	if err != nil {
 		t.Fatalf("SanitizeConfig: %v", err)
 	}
 	checkForced(t, decodeDefault(t, c.TOML))
-	want := []string{"auto_detect_solc", "broadcast", "cache", "cache_path", "ffi", "offline", "solc"}
+	want := []string{"auto_detect_solc", "broadcast", "cache", "cache_path", "ffi", "offline"}
 	if !reflect.DeepEqual(c.Dropped, want) {
 		t.Errorf("Dropped = %q, want %q", c.Dropped, want)
 	}
@@ -208,14 +242,14 @@ func TestSanitizeConfigNoProject(t *testing.T) {
 		}
 		def := decodeDefault(t, c.TOML)
 		checkForced(t, def)
-		if len(def) != 9 {
+		if len(def) != 8 {
 			t.Errorf("[profile.default] = %v, want only the forced settings", def)
 		}
 	}
 }
 
 func TestSanitizeConfigSameValueNotDropped(t *testing.T) {
-	c, err := SanitizeConfig([]byte("[profile.default]\nffi = false\noffline = true\nout = \"out\"\nsolc = \"/usr/local/bin/solc\"\nfs_permissions = []\n"))
+	c, err := SanitizeConfig([]byte("[profile.default]\nffi = false\noffline = true\nout = \"out\"\nfs_permissions = []\n"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,10 +11,12 @@ import (
 )
 
 // Env is the environment every forge command of a job runs with. FOUNDRY_CONFIG
-// points at the sanitized file so that nothing else is read as configuration.
-func Env(projectDir string) []string {
+// points at the sanitized file so that nothing else is read as configuration;
+// dataDir is where forge finds the compilers the job offers (svm/<version>/).
+func Env(projectDir, dataDir string) []string {
 	return []string{
 		"FOUNDRY_CONFIG=" + projectDir + "/foundry.toml",
+		"XDG_DATA_HOME=" + dataDir,
 		"FOUNDRY_PROFILE=default",
 		"FOUNDRY_OFFLINE=true",
 		"FOUNDRY_DISABLE_NIGHTLY_WARNING=1",
@@ -124,6 +126,18 @@ func EstimatedCost(output string) (*big.Int, bool) {
 		n.Add(n, big.NewInt(1))
 	}
 	return n, true
+}
+
+var missingKeyRE = regexp.MustCompile(`environment variable "?([A-Z_]*(?:PRIVATE_KEY|MNEMONIC|DEPLOYER_KEY|SECRET)[A-Z_]*)"? not found`)
+
+// KeyHint explains a script that looked for a key in its environment: the service
+// signs, so the script must not bring one. "" when forge's output shows no such thing.
+func KeyHint(output string) string {
+	m := missingKeyRE.FindStringSubmatch(ansiRE.ReplaceAllString(output, ""))
+	if m == nil {
+		return ""
+	}
+	return fmt.Sprintf("the script reads %s, and there is none: the service signs for the deployment. Call vm.startBroadcast() without a key (forge sends from the sender the service gives it)", m[1])
 }
 
 // FailureSummary returns the last error forge printed, for a failure that is not a

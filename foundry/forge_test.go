@@ -12,9 +12,10 @@ import (
 const sender = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
 
 func TestEnv(t *testing.T) {
-	env := Env("/work/project")
+	env := Env("/work/project", "/work/.deployer")
 	for _, want := range []string{
 		"FOUNDRY_CONFIG=/work/project/foundry.toml",
+		"XDG_DATA_HOME=/work/.deployer",
 		"FOUNDRY_PROFILE=default",
 		"FOUNDRY_OFFLINE=true",
 	} {

@@ -3,6 +3,7 @@ package foundry
 import (
 	"fmt"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -126,4 +127,59 @@ func checkType(t string) error {
 		}
 	}
 	return nil
+}
+
+// Limits of a script's environment.
+const (
+	maxEnv      = 64
+	maxEnvValue = 4096
+)
+
+var envNameRE = regexp.MustCompile(`^[A-Z][A-Z0-9_]*$`)
+
+// reservedEnv are the names a job's commands run with already, or that change how
+// forge or the shell behave; a script's settings may not replace them.
+var reservedEnv = map[string]bool{
+	"HOME": true, "PATH": true, "USER": true, "SHELL": true, "PWD": true, "TMPDIR": true,
+	"NO_COLOR": true, "XDG_DATA_HOME": true, "XDG_CONFIG_HOME": true, "XDG_CACHE_HOME": true,
+	"SOLJSON_DIR": true, "NODE_OPTIONS": true, "LD_PRELOAD": true, "LD_LIBRARY_PATH": true,
+	"RUST_LOG": true, "RUST_BACKTRACE": true, "SSL_CERT_FILE": true, "HTTP_PROXY": true,
+	"HTTPS_PROXY": true, "ALL_PROXY": true, "NO_PROXY": true,
+}
+
+// CheckEnv checks a script's settings: names in capitals, digits and underscores,
+// none of forge's (FOUNDRY_*, DAPP_*, ETH_*) or the service's own, values of bounded
+// size. Its errors are written for the user.
+func CheckEnv(env map[string]string) error {
+	if len(env) > maxEnv {
+		return fmt.Errorf("env: at most %d settings", maxEnv)
+	}
+	names := make([]string, 0, len(env))
+	for k := range env {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		switch {
+		case !envNameRE.MatchString(k) || len(k) > 128:
+			return fmt.Errorf("env: %q is not a name such as OWNER or INITIAL_SUPPLY", truncate(k, 64))
+		case strings.HasPrefix(k, "FOUNDRY_") || strings.HasPrefix(k, "DAPP_") || strings.HasPrefix(k, "ETH_"):
+			return fmt.Errorf("env: %s would configure forge itself; FOUNDRY_*, DAPP_* and ETH_* are the service's", k)
+		case reservedEnv[k] || strings.HasPrefix(k, "DEPLOYER_"):
+			return fmt.Errorf("env: %s is set by the service", k)
+		case len(env[k]) > maxEnvValue || strings.ContainsRune(env[k], 0):
+			return fmt.Errorf("env: %s is longer than %d bytes or holds a NUL", k, maxEnvValue)
+		}
+	}
+	return nil
+}
+
+// EnvList is a script's settings as a command's environment, sorted.
+func EnvList(env map[string]string) []string {
+	out := make([]string, 0, len(env))
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -62,3 +62,39 @@ func TestEstimatedCost(t *testing.T) {
 		t.Error("an estimate from output without one")
 	}
 }
+
+func TestCheckEnv(t *testing.T) {
+	if err := CheckEnv(map[string]string{"OWNER": "0x1", "INITIAL_SUPPLY": "1000000", "SALT_2": ""}); err != nil {
+		t.Errorf("good settings refused: %v", err)
+	}
+	for env, want := range map[string]string{
+		"FOUNDRY_FFI":   "configure forge",
+		"ETH_RPC_URL":   "configure forge",
+		"DAPP_TEST":     "configure forge",
+		"HOME":          "set by the service",
+		"XDG_DATA_HOME": "set by the service",
+		"LD_PRELOAD":    "set by the service",
+		"lower":         "not a name",
+		"1ST":           "not a name",
+	} {
+		if err := CheckEnv(map[string]string{env: "x"}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", env, err, want)
+		}
+	}
+	if err := CheckEnv(map[string]string{"BIG": strings.Repeat("x", 5000)}); err == nil {
+		t.Error("a 5000-byte value passed")
+	}
+	if got := EnvList(map[string]string{"B": "2", "A": "1"}); !slices.Equal(got, []string{"A=1", "B=2"}) {
+		t.Errorf("EnvList = %q", got)
+	}
+}
+
+func TestKeyHint(t *testing.T) {
+	out := "Error: script failed: vm.envUint: environment variable \"PRIVATE_KEY\" not found\n"
+	if h := KeyHint(out); !strings.Contains(h, "PRIVATE_KEY") || !strings.Contains(h, "vm.startBroadcast() without a key") {
+		t.Errorf("hint %q", h)
+	}
+	if h := KeyHint("Error: environment variable \"OWNER\" not found"); h != "" {
+		t.Errorf("a hint for a setting that is not a key: %q", h)
+	}
+}

@@ -23,6 +23,8 @@ type Target struct {
 	// empty Sig runs run().
 	Sig  string
 	Args []string
+	// Env are the script's settings, in its commands' environment.
+	Env map[string]string
 }
 
 // IsScript says the target is a script.

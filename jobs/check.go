@@ -116,6 +116,15 @@ func (r Rules) Check(p tasks.Deploy, listing *projects.Listing) (Plan, error) {
 		}
 		plan.Target.Sig, plan.Target.Args = p.Sig, p.Args
 	}
+	if len(p.Env) > 0 {
+		if !plan.Target.IsScript() {
+			return Plan{}, requestErrorf("env goes with a script, which reads it with vm.envOr")
+		}
+		if err := foundry.CheckEnv(p.Env); err != nil {
+			return Plan{}, requestErrorf("%v", err)
+		}
+		plan.Target.Env = p.Env
+	}
 	return plan, nil
 }
 

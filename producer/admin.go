@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/deployer-dev/deployer/cache/compilecache"
+	"github.com/deployer-dev/deployer/cache/compilers"
 	"github.com/deployer-dev/deployer/cache/imagecache"
 	"github.com/deployer-dev/deployer/dashboard"
 	"github.com/deployer-dev/deployer/internal/fanout"
@@ -288,6 +289,55 @@ func (a *API) compileCache(ctx context.Context) (CompileCacheStatus, error) {
 	if n := out.Hits + out.Misses; n > 0 {
 		out.HitRate = float64(out.Hits) / float64(n)
 	}
+	return out, nil
+}
+
+// CompilerStatus answers GET /admin/server/compilers: the compiler versions each
+// engine's store holds, and the defaults a pragma's range resolves against.
+type CompilerStatus struct {
+	DefaultVersions []string          `json:"default_versions"`
+	Versions        []string          `json:"versions"`
+	Engines         []EngineCompilers `json:"engines"`
+}
+
+// EngineCompilers is one engine's compiler store.
+type EngineCompilers struct {
+	EngineID  string            `json:"engine_id"`
+	Compilers []compilers.Entry `json:"compilers"`
+}
+
+func (a *API) compilerStatus(c echo.Context) error {
+	out, err := a.compilers(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (a *API) compilers(ctx context.Context) (CompilerStatus, error) {
+	out := CompilerStatus{DefaultVersions: a.cfg.SolcVersions, Versions: []string{}, Engines: []EngineCompilers{}}
+	engines, err := a.compilerIndex.Owners(ctx)
+	if err != nil {
+		return out, err
+	}
+	seen := map[string]bool{}
+	for _, id := range engines {
+		entries, err := a.compilerIndex.List(ctx, id)
+		if err != nil {
+			return out, err
+		}
+		for _, e := range entries {
+			if !seen[e.Version] {
+				seen[e.Version] = true
+				out.Versions = append(out.Versions, e.Version)
+			}
+		}
+		if entries == nil {
+			entries = []compilers.Entry{}
+		}
+		out.Engines = append(out.Engines, EngineCompilers{EngineID: id, Compilers: entries})
+	}
+	sort.Strings(out.Versions)
 	return out, nil
 }
 

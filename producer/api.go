@@ -20,6 +20,7 @@ import (
 
 	"github.com/deployer-dev/deployer/api"
 	"github.com/deployer-dev/deployer/cache/compilecache"
+	"github.com/deployer-dev/deployer/cache/compilers"
 	"github.com/deployer-dev/deployer/cache/imagecache"
 	"github.com/deployer-dev/deployer/dashboard"
 	"github.com/deployer-dev/deployer/internal/fanout"
@@ -55,6 +56,9 @@ type Config struct {
 
 	CompileCacheEnabled bool
 	CompileCacheTTL     time.Duration
+
+	// SolcVersions are the compiler versions a pragma's range resolves against.
+	SolcVersions []string
 }
 
 // API serves the HTTP API.
@@ -69,32 +73,35 @@ type API struct {
 	beats        *heartbeat.Store
 	imageIndex   *imagecache.Index
 	compileIndex *compilecache.Index
-	fanout       *fanout.Fanout
-	networks     networks.Set
-	redact       *redact.Redactor
-	redisOpt     asynq.RedisConnOpt
-	log          *slog.Logger
-	echo         *echo.Echo
+	// compilerIndex lists the compiler versions each engine's store holds.
+	compilerIndex *compilers.Index
+	fanout        *fanout.Fanout
+	networks      networks.Set
+	redact        *redact.Redactor
+	redisOpt      asynq.RedisConnOpt
+	log           *slog.Logger
+	echo          *echo.Echo
 }
 
 // New returns the API. rdb and redisOpt name the same Redis.
 func New(cfg Config, rdb redis.UniversalClient, redisOpt asynq.RedisConnOpt, ns tasks.Namespace,
 	nets networks.Set, log *slog.Logger) (*API, error) {
 	a := &API{
-		cfg:          cfg,
-		ns:           ns,
-		rdb:          rdb,
-		client:       asynq.NewClient(redisOpt),
-		inspector:    asynq.NewInspector(redisOpt),
-		jobs:         jobs.NewStore(rdb, ns, cfg.JobRetention),
-		projects:     projects.NewStore(rdb, ns, cfg.ProjectTTL),
-		beats:        heartbeat.New(rdb, ns),
-		imageIndex:   imagecache.NewIndex(rdb, ns),
-		compileIndex: compilecache.NewIndex(rdb, ns),
-		networks:     nets,
-		redact:       redact.New(nets.Secrets()...),
-		redisOpt:     redisOpt,
-		log:          log,
+		cfg:           cfg,
+		ns:            ns,
+		rdb:           rdb,
+		client:        asynq.NewClient(redisOpt),
+		inspector:     asynq.NewInspector(redisOpt),
+		jobs:          jobs.NewStore(rdb, ns, cfg.JobRetention),
+		projects:      projects.NewStore(rdb, ns, cfg.ProjectTTL),
+		beats:         heartbeat.New(rdb, ns),
+		imageIndex:    imagecache.NewIndex(rdb, ns),
+		compileIndex:  compilecache.NewIndex(rdb, ns),
+		compilerIndex: compilers.NewIndex(rdb, ns),
+		networks:      nets,
+		redact:        redact.New(nets.Secrets()...),
+		redisOpt:      redisOpt,
+		log:           log,
 	}
 	a.fanout = fanout.New(a.client, a.inspector, a.beats)
 	e, err := a.routes()
@@ -172,6 +179,7 @@ func (a *API) routes() (*echo.Echo, error) {
 	adm.GET("/admin/server/foundry-cache/status", a.compileCacheStatus)
 	adm.POST("/admin/server/foundry-cache/cleanup", a.compileCacheCleanup)
 	adm.POST("/admin/server/foundry-cache/clear", a.compileCacheClear)
+	adm.GET("/admin/server/compilers", a.compilerStatus)
 	adm.GET("/containers/stats", a.containerStats)
 	adm.POST("/containers/cleanup", a.containerCleanup)
 	adm.GET("/", a.dashboardPage)

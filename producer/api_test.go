@@ -541,3 +541,44 @@ func TestIdempotencyKey(t *testing.T) {
 		t.Errorf("%d tasks enqueued, want 2", n)
 	}
 }
+
+// ?wait= answers as soon as the job ends, with the job; a job still running when the
+// wait is over answers as without it.
+func TestWaitForTheEnd(t *testing.T) {
+	f := newFixture(t)
+	req := func(method, path, body string) (int, []byte) {
+		r, _ := http.NewRequest(method, f.srv.URL+path, strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	// No worker: the job never ends, and the waits run out.
+	code, body := req(http.MethodPost, "/deploy?wait=0.3", `{"path_url": "counter", "framework": "foundry"}`)
+	if code != http.StatusAccepted {
+		t.Fatalf("POST ?wait with no worker: %d %s", code, body)
+	}
+	var queued api.DeployResponse
+	_ = json.Unmarshal(body, &queued)
+	// A worker (played here) ends it while a client waits.
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		_ = f.api.jobs.Finish(context.Background(), queued.JobID, jobs.Outcome{Status: jobs.Failed, Error: "played"}, time.Now())
+	}()
+	start := time.Now()
+	code, body = req(http.MethodGet, "/deploy/"+queued.JobID+"?wait=60s", "")
+	var j api.Job
+	_ = json.Unmarshal(body, &j)
+	if code != http.StatusOK || j.Status != jobs.Failed || time.Since(start) > 30*time.Second {
+		t.Errorf("GET ?wait: %d %s after %s", code, body, time.Since(start))
+	}
+	for _, bad := range []string{"soon", "-5", "-1s"} {
+		if code, _ := req(http.MethodGet, "/deploy/"+queued.JobID+"?wait="+bad, ""); code != http.StatusBadRequest {
+			t.Errorf("wait=%s: %d", bad, code)
+		}
+	}
+}

@@ -59,6 +59,9 @@ func (a *API) uploadProject(c echo.Context) error {
 
 func (a *API) deploy(c echo.Context) error {
 	ctx := c.Request().Context()
+	if _, err := waitParam(c); err != nil {
+		return err
+	}
 	idem, err := a.idempotency(c)
 	if err != nil {
 		return err
@@ -120,6 +123,12 @@ func (a *API) deploy(c echo.Context) error {
 		return apiError(http.StatusServiceUnavailable, "the job could not be queued; try again")
 	}
 	a.log.Info("job queued", "job_id", id, "network", p.Network, "project", p.Project.String())
+	// ?wait= answers 200 with the job if it ends in time, else 202 as without it.
+	if wait, err := waitParam(c); err == nil && wait > 0 {
+		if j, ended, err := a.awaitEnd(ctx, id, wait); err == nil && ended {
+			return c.JSON(http.StatusOK, a.view(ctx, j))
+		}
+	}
 	return c.JSON(http.StatusAccepted, api.DeployResponse{JobID: id, Status: string(jobs.Queued), StatusURL: "/deploy/" + id})
 }
 
@@ -189,7 +198,7 @@ func (a *API) validate(ctx context.Context, req api.DeployRequest, client string
 		return bad("path_url is required: a project:// id from POST /projects, or a directory under the projects root")
 	}
 	p := tasks.Deploy{Framework: req.Framework, Network: req.Network, Script: req.Script,
-		Contract: req.Contract, ConstructorArgs: req.ConstructorArgs, Sig: req.Sig, Args: req.Args, Client: client}
+		Contract: req.Contract, ConstructorArgs: req.ConstructorArgs, Sig: req.Sig, Args: req.Args, Env: req.Env, Client: client}
 	// The request alone first: a wrong framework or network needs no project read.
 	if _, err := a.rules().Check(p, nil); err != nil {
 		return tasks.Deploy{}, requestError(err)
@@ -225,7 +234,7 @@ func (a *API) validate(ctx context.Context, req api.DeployRequest, client string
 	}
 	p.Network = plan.Network.Name
 	p.Script, p.Contract, p.ConstructorArgs = "", "", plan.Target.ConstructorArgs
-	p.Sig, p.Args = plan.Target.Sig, plan.Target.Args
+	p.Sig, p.Args, p.Env = plan.Target.Sig, plan.Target.Args, plan.Target.Env
 	if plan.Target.IsScript() {
 		p.Script = plan.Target.String()
 	} else {

@@ -23,6 +23,8 @@ type Overview struct {
 	RecentJobs   []api.Job          `json:"recent_jobs"`
 	ImageCache   ImageCacheStatus   `json:"image_cache"`
 	CompileCache CompileCacheStatus `json:"compile_cache"`
+	// Compilers are the solc versions the engines' stores hold.
+	Compilers CompilerStatus `json:"compilers"`
 	// Containers holds the pools, chains and deployments by network type.
 	Containers ContainerStats `json:"containers"`
 }
@@ -80,6 +82,9 @@ func (a *API) overview(c echo.Context) error {
 		return err
 	}
 	if out.CompileCache, err = a.compileCache(ctx); err != nil {
+		return err
+	}
+	if out.Compilers, err = a.compilers(ctx); err != nil {
 		return err
 	}
 	if out.Containers, err = a.containers(ctx, overviewWait); err != nil {

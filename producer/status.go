@@ -3,8 +3,11 @@ package producer
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
 	"regexp"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -29,11 +32,65 @@ func (a *API) loadJob(c echo.Context) (jobs.Job, error) {
 }
 
 func (a *API) getJob(c echo.Context) error {
+	wait, err := waitParam(c)
+	if err != nil {
+		return err
+	}
 	j, err := a.loadJob(c)
 	if err != nil {
 		return err
 	}
+	if wait > 0 && !j.Status.Final() {
+		if j, _, err = a.awaitEnd(c.Request().Context(), j.ID, wait); err != nil {
+			return err
+		}
+	}
 	return c.JSON(http.StatusOK, a.view(c.Request().Context(), j))
+}
+
+// maxWait is the longest ?wait= honoured; longer ones are cut to it, not refused.
+const maxWait = 10 * time.Minute
+
+// waitParam reads ?wait=: a duration ("60s") or seconds ("60").
+func waitParam(c echo.Context) (time.Duration, error) {
+	v := strings.TrimSpace(c.QueryParam("wait"))
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		secs, ferr := strconv.ParseFloat(v, 64)
+		if ferr != nil || secs < 0 || math.IsNaN(secs) {
+			return 0, apiError(http.StatusBadRequest, "wait=%q: a duration (60s) or a number of seconds", v)
+		}
+		d = time.Duration(min(secs, maxWait.Seconds()) * float64(time.Second))
+	}
+	if d < 0 {
+		return 0, apiError(http.StatusBadRequest, "wait=%q: a duration (60s) or a number of seconds", v)
+	}
+	return min(d, maxWait), nil
+}
+
+// awaitEnd reads the job's record until the job ended or wait passed (or the client
+// left), and returns it as it then is, and whether it ended.
+func (a *API) awaitEnd(ctx context.Context, id string, wait time.Duration) (jobs.Job, bool, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		j, err := a.jobs.Get(ctx, id)
+		if err != nil || j.Status.Final() {
+			return j, err == nil, err
+		}
+		// The record may say queued while asynq archived the task (a worker refused
+		// it): the status users see is what ends the wait.
+		if st, _ := j.Effective(a.taskState(j.Queue, j.ID)); st.Final() || time.Now().After(deadline) {
+			return j, st.Final(), nil
+		}
+		select {
+		case <-ctx.Done():
+			return j, false, nil
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // view is the job as the API answers it: its record, with the status and error the

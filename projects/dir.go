@@ -194,6 +194,8 @@ type PackOptions struct {
 	UID, GID int
 	// Extra, when set, adds entries after the project's (names without Prefix).
 	Extra func(add func(h *tar.Header, body io.Reader) error) error
+	// Beside adds entries outside the project (names taken as they are).
+	Beside []*tar.Header
 }
 
 // Pack writes a tar of a project directory (validated as ListDir does) to w.
@@ -274,6 +276,14 @@ func Pack(w io.Writer, dir string, lim Limits, opt PackOptions) error {
 			return nil
 		})
 		if err != nil {
+			return err
+		}
+	}
+	for _, h := range opt.Beside {
+		if h.Size != 0 {
+			return fmt.Errorf("pack: an entry beside the project has no body: %s", h.Name)
+		}
+		if err := tw.WriteHeader(hdr(h)); err != nil {
 			return err
 		}
 	}

@@ -96,4 +96,20 @@ if [ "$(cat "$toolchain/solc/.version" 2>/dev/null)" != "$solc_version" ]; then
 	echo "$solc_version" >"$toolchain/solc/.version"
 fi
 
+# Compilers for hosts that cannot reach the npm registry when they deploy: workers
+# fetch the solc versions projects pin on first need, and read these first.
+# SOLC_PRELOAD="0.8.19 0.8.24" preloads them here.
+mkdir -p "$toolchain/compilers"
+for v in ${SOLC_PRELOAD:-}; do
+	if [ ! -s "$toolchain/compilers/$v/soljson.js" ]; then
+		log "preloading solc $v from npm"
+		tmp=$(mktemp -d)
+		(cd "$tmp" && npm pack --silent "solc@$v" >/dev/null)
+		tar -C "$tmp" -xzf "$tmp"/solc-*.tgz package/soljson.js
+		mkdir -p "$toolchain/compilers/$v"
+		mv "$tmp/package/soljson.js" "$toolchain/compilers/$v/soljson.js"
+		rm -rf "$tmp"
+	fi
+done
+
 log "ready: engine $(docker version --format '{{.Server.Version}}'), base $base_image, toolchain $toolchain"

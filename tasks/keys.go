@@ -87,10 +87,14 @@ func (n Namespace) IdempotencyKey(client, keyHash string) string {
 	return n.key("idempotency", client, keyHash)
 }
 
+// CompilersLock serializes filling the compiler store's volume on one engine.
+func (n Namespace) CompilersLock(engineID string) string { return n.key("lock", "compilers", engineID) }
+
 // Kinds of cache index, as their keys name them.
 const (
-	ImageCacheKind   = "images"
-	CompileCacheKind = "compilations"
+	ImageCacheKind    = "images"
+	CompileCacheKind  = "compilations"
+	CompilerStoreKind = "compilers"
 )
 
 // Cache names the keys of a cache index of the kind.

@@ -25,6 +25,8 @@ func TestNamesAreStable(t *testing.T) {
 		{ns.ChainLock("e1", "local"), "deployer:prod-2:lock:chain:e1:local"},
 		{ns.SenderLock("e1", "local", "0xabc"), "deployer:prod-2:lock:sender:e1:local:0xabc"},
 		{ns.SenderSeed(), "deployer:prod-2:sender-seed"},
+		{ns.CompilersLock("e1"), "deployer:prod-2:lock:compilers:e1"},
+		{ns.Cache(CompilerStoreKind).Entries("e1"), "deployer:prod-2:compilers:e1:entries"},
 		{ns.JournalKey("j1"), "deployer:prod-2:journal:j1"},
 		{ns.IdempotencyKey("alice", "abc"), "deployer:prod-2:idempotency:alice:abc"},
 		{images.Owners(), "deployer:prod-2:images:owners"},

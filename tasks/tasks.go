@@ -56,13 +56,15 @@ type Deploy struct {
 	Args []string `json:"args,omitempty"`
 	// Client names the token holder who asked (version 2): deployments of one client
 	// sign with one key. Empty: the job is its own client.
-	Client     string    `json:"client,omitempty"`
-	EnqueuedAt time.Time `json:"enqueued_at"`
+	Client string `json:"client,omitempty"`
+	// Env are the script's settings (version 2), checked: no secrets, no forge flags.
+	Env        map[string]string `json:"env,omitempty"`
+	EnqueuedAt time.Time         `json:"enqueued_at"`
 }
 
 // version is the oldest payload version that holds p.
 func (p Deploy) version() int {
-	if p.Sig != "" || len(p.Args) > 0 || p.Client != "" {
+	if p.Sig != "" || len(p.Args) > 0 || p.Client != "" || len(p.Env) > 0 {
 		return 2
 	}
 	return 1

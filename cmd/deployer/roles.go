@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/deployer-dev/deployer/cache/compilecache"
+	"github.com/deployer-dev/deployer/cache/compilers"
 	"github.com/deployer-dev/deployer/cache/imagecache"
 	"github.com/deployer-dev/deployer/chains"
 	"github.com/deployer-dev/deployer/deployment"
@@ -128,6 +132,7 @@ func runRoles(ctx context.Context, cfg config.Config, log *slog.Logger, roles ro
 
 			CompileCacheEnabled: cfg.CompileCacheEnabled,
 			CompileCacheTTL:     cfg.CompileCacheTTL.D(),
+			SolcVersions:        cfg.SolcVersions,
 		}, rdb, redisOpt, ns, nets, log.With("component", "api"))
 		if err != nil {
 			ln.Close()
@@ -189,6 +194,20 @@ func newWorker(ctx context.Context, cfg config.Config, rdb *redis.Client, redisO
 		eng.Close()
 		return nil, nil, fmt.Errorf("worker: %w", err)
 	}
+	builtIn, _ := os.ReadFile(filepath.Join(cfg.ToolchainDir, "solc", ".version"))
+	store, err := compilers.New(compilers.Config{
+		Dir:             cfg.CompilerStoreDir,
+		Seed:            filepath.Join(cfg.ToolchainDir, "compilers"),
+		BuiltIn:         filepath.Join(cfg.ToolchainDir, "solc", "node_modules", "solc", "soljson.js"),
+		BuiltInVersion:  strings.TrimSpace(string(builtIn)),
+		Defaults:        cfg.SolcVersions,
+		Namespace:       ns,
+		RegistryBaseURL: cfg.NPMRegistry,
+	}, eng, locks, compilers.NewIndex(rdb, ns), log)
+	if err != nil {
+		eng.Close()
+		return nil, nil, fmt.Errorf("worker: %w", err)
+	}
 	seed, err := gateway.LoadSeed(ctx, rdb, ns.SenderSeed())
 	if err != nil {
 		eng.Close()
@@ -200,6 +219,7 @@ func newWorker(ctx context.Context, cfg config.Config, rdb *redis.Client, redisO
 		Chains:     sup,
 		Containers: deployment.PoolContainers{Pool: containers, Engine: eng},
 		Compiles:   compiles,
+		Compilers:  store,
 		Uploads:    projects.NewStore(rdb, ns, projectTTL),
 		Rules:      jobs.Rules{Networks: nets, Durable: cfg.RedisURL != "", Secrets: true},
 		Senders:    gateway.NewSenders(seed),

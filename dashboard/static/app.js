@@ -1085,6 +1085,11 @@
       : 'forge artifacts per content key' + (num(cc.cache_ttl_seconds) ? ' · kept ' + fmtDur(cc.cache_ttl_seconds) + ' after use' : '');
     renderInto('compile', () => {
       const out = [];
+      const comp = obj(d.compilers);
+      const versions = arr(comp.versions).map(str).filter(Boolean);
+      out.push(h('div', { class: 'muted small', id: 'compilers-line' }, 'compilers on the engines: ',
+        versions.length ? mono(versions.join(', ')) : 'none fetched yet',
+        arr(comp.default_versions).length ? muted(' · a range resolves to the newest of ' + arr(comp.default_versions).map(str).join(', ')) : null));
       if (off) out.push(h('div', { class: 'note off' }, icon('block', 'inline'), ' compile cache disabled'));
       const stores = objects(cc.stores);
       if (!stores.length) {

@@ -35,21 +35,21 @@ func (e *Engine) EnsureNetwork(ctx context.Context, name string, labels map[stri
 	return nil
 }
 
-// EnsureVolume makes sure one of our named volumes exists.
-func (e *Engine) EnsureVolume(ctx context.Context, name string, labels map[string]string) error {
+// EnsureVolume makes sure one of our named volumes exists, and says whether it made it.
+func (e *Engine) EnsureVolume(ctx context.Context, name string, labels map[string]string) (created bool, err error) {
 	v, err := e.cli.VolumeInspect(ctx, name)
 	if err == nil {
 		if !e.Ours(v.Labels) {
-			return fmt.Errorf("volume %s: %w", name, engine.ErrNotOurs)
+			return false, fmt.Errorf("volume %s: %w", name, engine.ErrNotOurs)
 		}
-		return nil
+		return false, nil
 	}
 	if err := e.wrap(err, "inspect volume "+name); !isNotFound(err) {
-		return err
+		return false, err
 	}
 	// Creating an existing volume is not an error for the engine.
 	_, err = e.cli.VolumeCreate(ctx, volume.CreateOptions{Name: name, Labels: labels})
-	return e.wrap(err, "create volume "+name)
+	return err == nil, e.wrap(err, "create volume "+name)
 }
 
 // RemoveVolume removes one of our volumes; one already gone is fine.

@@ -67,6 +67,13 @@ type Config struct {
 	CompileCacheTTL     Duration `envconfig:"FOUNDRY_CACHE_TTL" default:"3600"`
 	CompileCacheDir     string   `envconfig:"FOUNDRY_CACHE_DIR"`
 
+	// The compiler store: solc builds fetched from the npm registry on first need.
+	// SOLC_VERSIONS are the versions a pragma's range resolves against (the newest
+	// that satisfies it).
+	SolcVersions     []string `envconfig:"SOLC_VERSIONS" default:"0.8.30,0.7.6,0.6.12,0.5.17"`
+	CompilerStoreDir string   `envconfig:"COMPILER_STORE_DIR"`
+	NPMRegistry      string   `envconfig:"NPM_REGISTRY" default:"https://registry.npmjs.org"`
+
 	LogLevel string `envconfig:"LOG_LEVEL" default:"info"`
 
 	// The API as `deployer submit` reaches it.
@@ -111,6 +118,13 @@ func Load() (Config, error) {
 		}
 		c.CompileCacheDir = filepath.Join(dir, "deployer", c.Instance, "foundry")
 	}
+	if c.CompilerStoreDir == "" {
+		dir, err := os.UserCacheDir()
+		if err != nil {
+			return Config{}, fmt.Errorf("config: COMPILER_STORE_DIR unset and no cache directory: %w", err)
+		}
+		c.CompilerStoreDir = filepath.Join(dir, "deployer", c.Instance, "compilers")
+	}
 	if err := c.validate(); err != nil {
 		return Config{}, fmt.Errorf("config: %w", err)
 	}
@@ -152,6 +166,11 @@ func (c Config) validate() error {
 			return fmt.Errorf("API_TOKENS: client %q shares its token with API_TOKEN or ADMIN_TOKEN", name)
 		}
 	}
+	for _, v := range c.SolcVersions {
+		if !solcVersionRE.MatchString(strings.TrimSpace(v)) {
+			return fmt.Errorf("SOLC_VERSIONS: %q is not a version such as 0.8.30", v)
+		}
+	}
 	if c.JobRetention.D() < 24*time.Hour {
 		return fmt.Errorf("JOB_RETENTION must be at least 24h: jobs stay pollable that long")
 	}
@@ -175,6 +194,8 @@ func validInstance(s string) bool {
 type Clients map[string]string
 
 var clientNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
+
+var solcVersionRE = regexp.MustCompile(`^\d+\.\d+\.\d+$`)
 
 // Decode implements envconfig.Decoder. The tokens are never repeated in an error.
 func (c *Clients) Decode(s string) error {

@@ -1,13 +1,18 @@
 #!/usr/bin/env node
 // A solc command line on solc-js, for forge on machines that cannot download a
 // compiler. forge calls it with --version (on every run) and with --standard-json.
+// It compiles with the image's own solc-js, or, when SOLJSON_DIR names a directory of
+// the compiler store (soljson.js and its VERSION), with that build, through the same
+// wrapper.
 'use strict';
 const fs = require('fs');
 const path = require('path');
 
+const store = process.env.SOLJSON_DIR;
 const args = process.argv.slice(2);
 if (args.includes('--version')) {
-  const version = fs.readFileSync('/opt/solc/VERSION', 'utf8').trim();
+  // Read from a file written once: loading the compiler to ask costs a second.
+  const version = fs.readFileSync(path.join(store || '/opt/solc', 'VERSION'), 'utf8').trim();
   process.stdout.write('solc, the solidity compiler commandline interface\nVersion: ' + version + '\n');
   process.exit(0);
 }
@@ -37,6 +42,8 @@ function findImports(name) {
 const chunks = [];
 process.stdin.on('data', (c) => chunks.push(c));
 process.stdin.on('end', () => {
-  const solc = require('/opt/solc/node_modules/solc');
+  const solc = store
+    ? require('/opt/solc/node_modules/solc/wrapper')(require(path.join(store, 'soljson.js')))
+    : require('/opt/solc/node_modules/solc');
   process.stdout.write(solc.compile(Buffer.concat(chunks).toString('utf8'), { import: findImports }));
 });
