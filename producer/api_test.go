@@ -182,9 +182,9 @@ func TestDeployRejectsBadRequestsAndEnqueuesNothing(t *testing.T) {
 	if err := os.Symlink("/etc", filepath.Join(f.root, "outside")); err != nil {
 		t.Fatal(err)
 	}
-	ffi := filepath.Join(f.root, "ffi")
-	copyDir(t, filepath.Join(f.root, "counter"), ffi)
-	if err := os.WriteFile(filepath.Join(ffi, "foundry.toml"), []byte("[profile.default]\nffi = true\n"), 0o644); err != nil {
+	ownSolc := filepath.Join(f.root, "own-solc")
+	copyDir(t, filepath.Join(f.root, "counter"), ownSolc)
+	if err := os.WriteFile(filepath.Join(ownSolc, "foundry.toml"), []byte("[profile.default]\nsolc = \"./bin/solc\"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	noScript := filepath.Join(f.root, "noscript")
@@ -213,7 +213,9 @@ func TestDeployRejectsBadRequestsAndEnqueuesNothing(t *testing.T) {
 		{"absolute outside", `{"path_url": "/etc", "framework": "foundry"}`, 400, "outside the projects root"},
 		{"link outside", `{"path_url": "outside", "framework": "foundry"}`, 400, "outside the projects root"},
 		{"not foundry", `{"path_url": "empty", "framework": "foundry"}`, 400, "not a Foundry project"},
-		{"ffi", `{"path_url": "ffi", "framework": "foundry"}`, 400, "ffi"},
+		{"own compiler", `{"path_url": "own-solc", "framework": "foundry"}`, 400, "not a version"},
+		{"env with a contract", `{"path_url": "counter", "framework": "foundry", "contract": "src/Counter.sol:Counter", "env": {"A": "1"}}`, 400, "env goes with a script"},
+		{"env naming forge's", `{"path_url": "counter", "framework": "foundry", "env": {"FOUNDRY_FFI": "true"}}`, 400, "configure forge"},
 		{"no script nor contract", `{"path_url": "noscript", "framework": "foundry"}`, 400, "neither a script nor a contract"},
 		{"missing script", `{"path_url": "counter", "framework": "foundry", "script": "script/Nope.s.sol"}`, 400, "has no script/Nope.s.sol"},
 		{"args with script", `{"path_url": "counter", "framework": "foundry", "constructor_args": ["1"]}`, 400, "constructor_args go with contract"},
