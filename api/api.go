@@ -3,6 +3,7 @@
 package api
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/deployer-dev/deployer/jobs"
@@ -28,6 +29,10 @@ type DeployRequest struct {
 	// Env are settings a script reads with vm.envOr and vm.envString. They are not
 	// secrets: the service keeps and shows them like the rest of the request.
 	Env map[string]string `json:"env,omitempty"`
+	// Module and Parameters are a Hardhat deployment's: the Ignition module (default:
+	// the only one under ignition/modules) and its parameters.
+	Module     string          `json:"module,omitempty"`
+	Parameters json.RawMessage `json:"parameters,omitempty"`
 }
 
 // DeployResponse answers POST /deploy.

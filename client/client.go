@@ -9,10 +9,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/deployer-dev/deployer/api"
+	"github.com/deployer-dev/deployer/hardhat"
 	"github.com/deployer-dev/deployer/projects"
 )
 
@@ -75,10 +78,23 @@ func (c *Client) do(ctx context.Context, method, path, contentType string, body 
 }
 
 // UploadDir packs a project directory (without build output, .git or .env files) and
-// uploads it.
+// uploads it. A Hardhat project whose package-lock.json pins its dependencies goes
+// without node_modules (the service installs them from the lockfile), and without
+// Hardhat's build output and Ignition's deployments. A Foundry project keeps its
+// node_modules: that is where its imports are found.
 func (c *Client) UploadDir(ctx context.Context, dir string) (api.UploadResponse, error) {
+	opts := projects.PackOptions{Gzip: true}
+	if isHardhat(dir) {
+		opts.Skip = func(rel string, isDir bool) bool {
+			switch rel {
+			case "node_modules", "artifacts", "ignition/deployments":
+				return true
+			}
+			return false
+		}
+	}
 	var buf bytes.Buffer
-	if err := projects.Pack(&buf, dir, projects.DefaultLimits, projects.PackOptions{Gzip: true}); err != nil {
+	if err := projects.Pack(&buf, dir, projects.DefaultLimits, opts); err != nil {
 		return api.UploadResponse{}, fmt.Errorf("pack %s: %w", dir, err)
 	}
 	return c.Upload(ctx, buf.Bytes())
@@ -149,4 +165,16 @@ func (c *Client) Wait(ctx context.Context, id string, progress func(api.Job)) (a
 		}
 		interval = min(interval*2, 500*time.Millisecond)
 	}
+}
+
+func isHardhat(dir string) bool {
+	if _, err := os.Stat(filepath.Join(dir, "package-lock.json")); err != nil {
+		return false
+	}
+	for _, name := range hardhat.ConfigNames {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			return true
+		}
+	}
+	return false
 }

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/deployer-dev/deployer/cache/compilecache"
-	"github.com/deployer-dev/deployer/cache/compilers"
 	"github.com/deployer-dev/deployer/engine"
 	"github.com/deployer-dev/deployer/foundry"
 	"github.com/deployer-dev/deployer/gateway"
@@ -26,7 +25,8 @@ import (
 type box struct {
 	c   Container
 	mem int64
-	// env are the script's settings, given to its commands beside the service's.
+	// env is the environment of the job's commands: the framework's, and a script's
+	// settings.
 	env []string
 	// broken says a command was interrupted (timeout, cancel, engine error): the
 	// container may hold anything and is not reused.
@@ -35,9 +35,12 @@ type box struct {
 	forge time.Duration
 }
 
-// JobContainer is the container jobs of a network run in. Nothing in it names a job:
-// the pool hands the same container to the next job of the same kind.
-func JobContainer(instance string, cfg Config, network, imageID, compilersVolume string) engine.ContainerSpec {
+// JobContainer is the container jobs of a network and framework run in. Nothing in it
+// names a job: the pool hands the same container to the next job of the same kind.
+// It mounts read-only what the framework needs: the compiler store (forge finds the
+// job's versions through the view its copy carries; Hardhat through the wrapper
+// config), and a Hardhat project's dependencies.
+func JobContainer(instance string, cfg Config, network, framework, imageID string, mounts []engine.Mount) engine.ContainerSpec {
 	return engine.ContainerSpec{
 		Image: imageID,
 		// The container idles while the job's commands run in it one after another.
@@ -45,15 +48,13 @@ func JobContainer(instance string, cfg Config, network, imageID, compilersVolume
 		User: jobUser,
 		Labels: engine.Labels(instance, engine.RoleJob, map[string]string{
 			engine.LabelNetwork:   network,
-			engine.LabelFramework: "foundry",
+			engine.LabelFramework: framework,
 		}),
 		Tmpfs: map[string]string{
 			workDir: "size=1g,uid=10001,gid=10001,mode=0700",
 			"/tmp":  "size=256m,uid=10001,gid=10001,mode=0700",
 		},
-		// The compiler store, read-only: forge finds the job's versions through the view
-		// the copy carries (dataDir).
-		Mounts:   []engine.Mount{{Volume: compilersVolume, Target: compilers.Mount, ReadOnly: true}},
+		Mounts:   mounts,
 		Network:  "none",
 		Memory:   cfg.Memory,
 		NanoCPUs: cfg.NanoCPUs,
@@ -67,20 +68,21 @@ func (b *box) release(ctx context.Context) {
 	b.c.Release(!b.broken && ctx.Err() == nil)
 }
 
-// copyProject puts the project into the container (with the sanitized foundry.toml,
-// and the cached artifacts when there are) through the engine API: never a bind mount,
-// since the worker may itself run in a container, and the user's directory is never
-// written to.
-func (b *box) copyProject(ctx context.Context, dir string, toml []byte, lim projects.Limits, cached []byte, solc []string) error {
-	opts := projects.PackOptions{
-		Replace: map[string][]byte{"foundry.toml": toml},
-		Prefix:  "project/",
-		UID:     10001, GID: 10001,
-		Beside: compilers.View(dataDirName, solc),
-	}
+// copyProject puts the project into the container (with the files the job replaces or
+// adds, and the cached artifacts when there are) through the engine API: never a bind
+// mount, since the worker may itself run in a container, and the user's directory is
+// never written to.
+func (b *box) copyProject(ctx context.Context, dir string, lim projects.Limits, opts projects.PackOptions, cached []byte, layout compilecache.Layout) error {
+	opts.Prefix, opts.UID, opts.GID = "project/", 10001, 10001
 	if cached != nil {
+		extra := opts.Extra
 		opts.Extra = func(add func(h *tar.Header, body io.Reader) error) error {
-			return compilecache.Each(cached, func(h *tar.Header, body io.Reader) error {
+			if extra != nil {
+				if err := extra(add); err != nil {
+					return err
+				}
+			}
+			return compilecache.Each(cached, layout, func(h *tar.Header, body io.Reader) error {
 				return add(&tar.Header{Typeflag: h.Typeflag, Name: h.Name, Size: h.Size, Mode: 0o644 | int64(h.FileInfo().Mode()&0o111), ModTime: h.ModTime}, body)
 			})
 		}
@@ -120,17 +122,17 @@ func (b *box) compile(ctx context.Context, out *output, emptyDeps []string) erro
 }
 
 // saveArtifacts streams the compiled output out of the container into the store.
-func (b *box) saveArtifacts(ctx context.Context, store CompileCache, key string, took time.Duration) error {
+func (b *box) saveArtifacts(ctx context.Context, store CompileCache, key string, layout compilecache.Layout, took time.Duration) error {
 	pr, pw := io.Pipe()
 	var stderr bytes.Buffer
 	done := make(chan error, 1)
 	go func() {
-		err := store.Save(ctx, key, pr, took)
+		err := store.Save(ctx, key, layout, pr, took)
 		// Whatever Save left unread fails the writer instead of blocking it.
 		pr.CloseWithError(errors.Join(err, io.ErrClosedPipe))
 		done <- err
 	}()
-	code, err := b.exec(ctx, append([]string{"tar", "-cz", "-C", projectDir}, compilecache.Paths...), nil, pw, &stderr)
+	code, err := b.exec(ctx, append([]string{"tar", "-cz", "-C", projectDir}, layout.Paths...), nil, pw, &stderr)
 	if err == nil && code != 0 {
 		err = fmt.Errorf("tar exited %d: %s", code, lastLine(stderr.String()))
 	}
@@ -200,7 +202,7 @@ func (b *box) exec(ctx context.Context, cmd []string, stdin io.Reader, stdout, s
 	}
 	code, err := b.c.Exec(ctx, engine.ExecSpec{
 		Cmd:     cmd,
-		Env:     append(foundry.Env(projectDir, workDir+"/"+dataDirName), b.env...),
+		Env:     b.env,
 		WorkDir: dir,
 		Stdin:   stdin,
 		Stdout:  stdout,

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,10 +21,14 @@ import (
 	"time"
 
 	"github.com/deployer-dev/deployer/cache/compilecache"
+	"github.com/deployer-dev/deployer/cache/compilers"
 	"github.com/deployer-dev/deployer/cache/imagecache"
+	"github.com/deployer-dev/deployer/cache/npmdeps"
 	"github.com/deployer-dev/deployer/chains"
+	"github.com/deployer-dev/deployer/engine"
 	"github.com/deployer-dev/deployer/foundry"
 	"github.com/deployer-dev/deployer/gateway"
+	"github.com/deployer-dev/deployer/hardhat"
 	"github.com/deployer-dev/deployer/internal/lock"
 	"github.com/deployer-dev/deployer/internal/redact"
 	"github.com/deployer-dev/deployer/jobs"
@@ -82,8 +87,9 @@ func (l StepLimits) withDefaults(jobTimeout time.Duration) StepLimits {
 type Deps struct {
 	// EngineID names the engine the worker runs on: its chains and their senders
 	// are the engine's.
-	EngineID   string
-	Images     Images
+	EngineID string
+	// Images give each framework's runner image.
+	Images     map[string]Images
 	Chains     Chains
 	Containers Containers
 	Compiles   CompileCache
@@ -98,6 +104,8 @@ type Deps struct {
 	Senders gateway.Senders
 	// Journals keep what a job sent to a real network, for a retry to read.
 	Journals Journals
+	// NPM is the dependency cache of Hardhat projects.
+	NPM Dependencies
 }
 
 // Deployer runs deployment jobs on one engine.
@@ -143,8 +151,10 @@ type job struct {
 	chain      *chains.Chain
 	compileKey string
 	cached     []byte
-	// solc are the compiler versions the job offers forge.
-	solc      []string
+	// solc are the compiler versions the job offers forge or Hardhat.
+	solc []string
+	// depsKey names a Hardhat project's dependency set.
+	depsKey   string
 	box       *box
 	gw        *gateway.Session
 	relay     *relay
@@ -159,6 +169,14 @@ type job struct {
 func (j *job) run(ctx context.Context) error {
 	steps := []func(context.Context) error{
 		j.prepare, j.resolveImage, j.prepareCompilers, j.ensureChain, j.lookupCompiled, j.openContainer, j.compile, j.deploy,
+	}
+	if j.hardhat() {
+		// Hardhat's compilers are known once its config ran (in the container), and
+		// its dependencies are installed first.
+		steps = []func(context.Context) error{
+			j.prepare, j.resolveImage, j.installDeps, j.ensureChain, j.openContainer, j.probeCompilers,
+			j.lookupCompiled, j.restoreCompiled, j.compile, j.deploy,
+		}
 	}
 	defer j.close(ctx)
 	for _, step := range steps {
@@ -228,7 +246,11 @@ func (j *job) prepare(ctx context.Context) error {
 func (j *job) resolveImage(ctx context.Context) error {
 	t := time.Now()
 	err := j.step(ctx, "resolving runner image", j.d.cfg.Steps.Image, func(ctx context.Context) (err error) {
-		j.img, err = j.d.Images.Resolve(ctx)
+		images, ok := j.d.Images[j.p.Framework]
+		if !ok {
+			return userErrorf("framework %s has no runner image on this worker", j.p.Framework)
+		}
+		j.img, err = images.Resolve(ctx)
 		return err
 	})
 	j.r.Timings.Image = time.Since(t).Milliseconds()
@@ -252,7 +274,7 @@ func (j *job) prepareCompilers(ctx context.Context) error {
 			return userErrorf("%v", err)
 		}
 		j.rep.Output([]byte("deployer: compiling with solc " + strings.Join(j.solc, ", ") + "\n"))
-		return j.d.Compilers.Ensure(ctx, j.solc, j.img.ID, j.rep.Step)
+		return j.d.Compilers.Ensure(ctx, j.solc, j.rep.Step)
 	})
 }
 
@@ -282,11 +304,20 @@ func (j *job) lookupCompiled(ctx context.Context) error {
 	t := time.Now()
 	defer func() { j.r.Timings.Compile += time.Since(t).Milliseconds() }()
 	return j.step(ctx, "looking up compile cache", j.d.cfg.Steps.Project, func(ctx context.Context) error {
-		content, err := projects.ContentHash(j.proj.dir, j.d.cfg.Limits, map[string][]byte{"foundry.toml": j.proj.plan.Config.TOML})
+		opts := j.packOptions()
+		replace := maps.Clone(opts.Replace)
+		// Ignition's parameters are the deployment's, not the compilation's.
+		delete(replace, hardhat.ParamsFile)
+		content, err := projects.ContentHash(j.proj.dir, j.d.cfg.Limits, replace, opts.Skip)
 		if err != nil {
 			return jobs.AsRequestError(err)
 		}
-		j.compileKey = compilecache.Key(content, j.img.Key, j.solc, foundry.BuildCommand())
+		image, build := j.img.Key, foundry.BuildCommand()
+		if j.hardhat() {
+			// Hardhat compiles with the plugins the dependencies bring.
+			image, build = image+" deps "+j.depsKey, hardhat.BuildCommand()
+		}
+		j.compileKey = compilecache.Key(content, image, j.solc, build)
 		j.cached, j.r.Cache.CompileHit = j.d.Compiles.Lookup(ctx, j.compileKey)
 		return nil
 	})
@@ -297,11 +328,18 @@ func (j *job) lookupCompiled(ctx context.Context) error {
 func (j *job) openContainer(ctx context.Context) error {
 	t := time.Now()
 	err := j.step(ctx, "starting container", j.d.cfg.Steps.Container, func(ctx context.Context) error {
-		c, err := j.d.Containers.Lease(ctx, JobContainer(j.d.Namespace.Instance, j.d.cfg, j.p.Network, j.img.ID, j.d.Compilers.Volume()), j.p.JobID)
+		mounts := []engine.Mount{{Volume: j.d.Compilers.Volume(), Target: compilers.Mount, ReadOnly: true}}
+		env := append(foundry.Env(projectDir, workDir+"/"+dataDirName), foundry.EnvList(j.proj.plan.Target.Env)...)
+		if j.hardhat() {
+			mounts = append(mounts, engine.Mount{Volume: j.d.NPM.Volume(j.depsKey), Target: npmdeps.Mount, ReadOnly: true})
+			env = hardhat.Env(gateway.RelayURL)
+		}
+		spec := JobContainer(j.d.Namespace.Instance, j.d.cfg, j.p.Network, j.p.Framework, j.img.ID, mounts)
+		c, err := j.d.Containers.Lease(ctx, spec, j.p.JobID)
 		if err != nil {
 			return err
 		}
-		j.box = &box{c: c, mem: j.d.cfg.Memory, env: foundry.EnvList(j.proj.plan.Target.Env)}
+		j.box = &box{c: c, mem: j.d.cfg.Memory, env: env}
 		return nil
 	})
 	if err != nil {
@@ -312,7 +350,7 @@ func (j *job) openContainer(ctx context.Context) error {
 	j.r.Cache.ContainerReused = j.box.c.Reused()
 	j.rep.Container(j.box.c.ID(), j.box.c.Reused())
 	err = j.users.run(ctx, "copying project", func(ctx context.Context) error {
-		return j.box.copyProject(ctx, j.proj.dir, j.proj.plan.Config.TOML, j.d.cfg.Limits, j.cached, j.solc)
+		return j.box.copyProject(ctx, j.proj.dir, j.d.cfg.Limits, j.packOptions(), j.cached, j.layout())
 	})
 	j.r.Timings.Container = time.Since(t).Milliseconds()
 	return err
@@ -329,11 +367,15 @@ func (j *job) compile(ctx context.Context) error {
 	t := time.Now()
 	defer func() { j.r.Timings.Compile += time.Since(t).Milliseconds() }()
 	return j.users.run(ctx, "compiling", func(ctx context.Context) error {
-		if err := j.box.compile(ctx, newOutput(j.rep, j.d.Redact), foundry.EmptyDependencies(j.proj.dir)); err != nil {
+		if j.hardhat() {
+			if err := j.box.compileHardhat(ctx, newOutput(j.rep, j.d.Redact)); err != nil {
+				return err
+			}
+		} else if err := j.box.compile(ctx, newOutput(j.rep, j.d.Redact), foundry.EmptyDependencies(j.proj.dir)); err != nil {
 			return err
 		}
 		if j.compileKey != "" {
-			if err := j.box.saveArtifacts(ctx, j.d.Compiles, j.compileKey, time.Since(t)); err != nil {
+			if err := j.box.saveArtifacts(ctx, j.d.Compiles, j.compileKey, j.layout(), time.Since(t)); err != nil {
 				j.log.Warn("compile cache: artifacts not stored", "error", err)
 			}
 		}
@@ -384,8 +426,10 @@ func (j *job) deploy(ctx context.Context) error {
 		if len(txs) > 0 {
 			return j.recoverJournal(ctx, txs, done)
 		}
-		if err := j.checkFunds(ctx, sender); err != nil {
-			return err
+		if !j.hardhat() {
+			if err := j.checkFunds(ctx, sender); err != nil {
+				return err
+			}
 		}
 		j.rep.Step("deploying to " + net.Name)
 	}
@@ -395,6 +439,10 @@ func (j *job) deploy(ctx context.Context) error {
 		ctx, cancel := context.WithCancelCause(ctx)
 		defer cancel(nil)
 		defer context.AfterFunc(held, func() { cancel(context.Cause(held)) })()
+		if j.hardhat() {
+			made, err = j.box.deployHardhat(ctx, j.proj.plan.Hardhat, net.ChainID, newOutput(j.rep, j.d.Redact))
+			return err
+		}
 		made, err = j.box.deploy(ctx, j.proj.plan.Target, net.ChainID, sender, j.remote(), newOutput(j.rep, j.d.Redact))
 		return err
 	})

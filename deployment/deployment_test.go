@@ -23,6 +23,7 @@ import (
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/core/types"
 
+	"github.com/deployer-dev/deployer/cache/compilecache"
 	"github.com/deployer-dev/deployer/cache/imagecache"
 	"github.com/deployer-dev/deployer/chains"
 	"github.com/deployer-dev/deployer/engine"
@@ -213,7 +214,7 @@ func (f *fakeCompiles) Lookup(_ context.Context, key string) ([]byte, bool) {
 	b, ok := f.entries[key]
 	return b, ok
 }
-func (f *fakeCompiles) Save(_ context.Context, key string, r io.Reader, _ time.Duration) error {
+func (f *fakeCompiles) Save(_ context.Context, key string, _ compilecache.Layout, r io.Reader, _ time.Duration) error {
 	b, err := io.ReadAll(r)
 	if err != nil {
 		return err
@@ -231,7 +232,7 @@ func (f *fakeCompilers) Known(context.Context) ([]string, error) {
 	return []string{"0.8.19", "0.8.30"}, nil
 }
 func (f *fakeCompilers) Volume() string { return "compilers" }
-func (f *fakeCompilers) Ensure(_ context.Context, v []string, _ string, _ func(string)) error {
+func (f *fakeCompilers) Ensure(_ context.Context, v []string, _ func(string)) error {
 	f.ensured = append(f.ensured, v...)
 	return nil
 }
@@ -328,7 +329,7 @@ func newRig(t *testing.T, timeout time.Duration, imageWait time.Duration) *rig {
 	compiles := &fakeCompiles{entries: map[string][]byte{}}
 	d := New(Deps{
 		EngineID:   "engine-1",
-		Images:     fakeImages{wait: imageWait},
+		Images:     map[string]Images{"foundry": fakeImages{wait: imageWait}},
 		Chains:     fakeChains{rpc: fakeChainRPC(t)},
 		Containers: fakeContainers{c: c},
 		Compiles:   compiles,

@@ -5,6 +5,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/deployer-dev/deployer/cache/compilecache"
 	"github.com/deployer-dev/deployer/cache/imagecache"
 	"github.com/deployer-dev/deployer/chains"
 	"github.com/deployer-dev/deployer/engine"
@@ -49,8 +50,8 @@ type CompileCache interface {
 	Enabled() bool
 	// Lookup returns the artifacts of a key, as a gzip'd tar, or false.
 	Lookup(ctx context.Context, key string) ([]byte, bool)
-	// Save stores the artifacts of a key, read as a gzip'd tar.
-	Save(ctx context.Context, key string, r io.Reader, took time.Duration) error
+	// Save stores the artifacts of a key, read as a gzip'd tar of the layout's paths.
+	Save(ctx context.Context, key string, layout compilecache.Layout, r io.Reader, took time.Duration) error
 }
 
 // Compilers is the compiler store (cache/compilers).
@@ -59,11 +60,22 @@ type Compilers interface {
 	Defaults() []string
 	// Known lists the versions that exist.
 	Known(ctx context.Context) ([]string, error)
-	// Ensure makes the versions ready in the engine's volume, filled by a container
-	// of imageID, telling step when it fetches one.
-	Ensure(ctx context.Context, versions []string, imageID string, step func(string)) error
+	// Ensure makes the versions ready in the engine's volume, telling step when it
+	// fetches one.
+	Ensure(ctx context.Context, versions []string, step func(string)) error
 	// Volume is the engine's volume of the store, mounted read-only in job containers.
 	Volume() string
+}
+
+// Dependencies is the dependency cache of Hardhat projects (cache/npmdeps).
+type Dependencies interface {
+	// Key names the dependency set of a package.json and its lockfile.
+	Key(packageJSON, lockfile []byte) string
+	// Volume is the engine's volume of a set, mounted read-only in job containers.
+	Volume(key string) string
+	// Ensure installs the set (telling step, writing npm's output to out) and fills
+	// its volume with a container of imageID; it reports whether it installed.
+	Ensure(ctx context.Context, key string, packageJSON, lockfile []byte, imageID string, step func(string), out io.Writer) (bool, error)
 }
 
 // Uploads holds uploaded projects.

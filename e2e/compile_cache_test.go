@@ -78,7 +78,7 @@ func TestCompileCache(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = compilecache.Each(data, func(h *tar.Header, _ io.Reader) error {
+		err = compilecache.Each(data, compilecache.Foundry, func(h *tar.Header, _ io.Reader) error {
 			if strings.HasPrefix(h.Name, "cache/") && h.Name != "cache/solidity-files-cache.json" && h.Name != "cache/" {
 				t.Errorf("%s stores %s", filepath.Base(f), h.Name)
 			}
@@ -91,7 +91,8 @@ func TestCompileCache(t *testing.T) {
 
 	var st producer.CompileCacheStatus
 	s.call(t, http.MethodGet, "/admin/server/foundry-cache/status", http.StatusOK, &st)
-	if !st.CacheEnabled || st.CachedCompilations != 2 || st.Hits != 1 || st.Misses != 2 || st.CacheTTLSeconds != 3600 || st.SizeBytes <= 0 {
+	if !st.CacheEnabled || st.CachedCompilations != 2 || st.Hits != 1 || st.Misses != 2 || st.CacheTTLSeconds != 3600 || st.SizeBytes <= 0 ||
+		st.ByFramework["foundry"] != 2 || st.ByFramework["hardhat"] != 0 {
 		t.Errorf("status %+v", st)
 	}
 	var cl producer.ClearResponse

@@ -37,6 +37,8 @@ const (
 	RoleChainIPC    = "chain-ipc"
 	// RoleCompilers is the compiler store's volume and the container that fills it.
 	RoleCompilers = "compilers"
+	// RoleDeps is a Hardhat dependency set's volume and the container that fills it.
+	RoleDeps = "deps"
 )
 
 // Errors callers decide on.

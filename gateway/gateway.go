@@ -134,6 +134,8 @@ type response struct {
 type rpcError struct {
 	Code    int    `json:"code"`
 	Message string `json:"message"`
+	// Data is passed on as the chain gave it: a revert's reason is in it.
+	Data json.RawMessage `json:"data,omitempty"`
 }
 
 func (e *rpcError) Error() string { return e.Message }
@@ -161,16 +163,16 @@ func (s *Session) Handle(ctx context.Context, body []byte) []byte {
 		s.requests.Add(1)
 	}()
 	if len(body) > maxBody {
-		return mustJSON(response{JSONRPC: "2.0", ID: json.RawMessage("null"), Error: &rpcError{codeInvalid, "request too large"}})
+		return mustJSON(response{JSONRPC: "2.0", ID: json.RawMessage("null"), Error: &rpcError{Code: codeInvalid, Message: "request too large"}})
 	}
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) > 0 && trimmed[0] == '[' {
 		var batch []json.RawMessage
 		if err := json.Unmarshal(trimmed, &batch); err != nil {
-			return mustJSON(response{JSONRPC: "2.0", ID: json.RawMessage("null"), Error: &rpcError{codeParse, "not JSON"}})
+			return mustJSON(response{JSONRPC: "2.0", ID: json.RawMessage("null"), Error: &rpcError{Code: codeParse, Message: "not JSON"}})
 		}
 		if len(batch) == 0 || len(batch) > maxBatch {
-			return mustJSON(response{JSONRPC: "2.0", ID: json.RawMessage("null"), Error: &rpcError{codeInvalid, fmt.Sprintf("a batch holds 1 to %d requests", maxBatch)}})
+			return mustJSON(response{JSONRPC: "2.0", ID: json.RawMessage("null"), Error: &rpcError{Code: codeInvalid, Message: fmt.Sprintf("a batch holds 1 to %d requests", maxBatch)}})
 		}
 		out := make([]response, len(batch))
 		for i, raw := range batch {
@@ -184,7 +186,7 @@ func (s *Session) Handle(ctx context.Context, body []byte) []byte {
 func (s *Session) one(ctx context.Context, raw json.RawMessage) response {
 	var req request
 	if err := json.Unmarshal(raw, &req); err != nil {
-		return response{JSONRPC: "2.0", ID: json.RawMessage("null"), Error: &rpcError{codeParse, "not a JSON-RPC request"}}
+		return response{JSONRPC: "2.0", ID: json.RawMessage("null"), Error: &rpcError{Code: codeParse, Message: "not a JSON-RPC request"}}
 	}
 	if len(req.ID) == 0 {
 		req.ID = json.RawMessage("null")
@@ -194,7 +196,7 @@ func (s *Session) one(ctx context.Context, raw json.RawMessage) response {
 	if err != nil {
 		var re *rpcError
 		if !errors.As(err, &re) {
-			re = &rpcError{codeServer, err.Error()}
+			re = &rpcError{Code: codeServer, Message: err.Error()}
 		}
 		resp.Error = re
 		return resp
@@ -214,7 +216,7 @@ func (s *Session) dispatch(ctx context.Context, req request) (json.RawMessage, e
 	case Forwarded(req.Method):
 		return s.cfg.Upstream.Forward(ctx, req.Method, req.Params)
 	}
-	return nil, &rpcError{codeMethodNotFound, fmt.Sprintf("method %s is not available through the deployer's gateway", truncate(req.Method, 64))}
+	return nil, &rpcError{Code: codeMethodNotFound, Message: fmt.Sprintf("method %s is not available through the deployer's gateway", truncate(req.Method, 64))}
 }
 
 func mustJSON(v any) []byte {

@@ -41,6 +41,9 @@ var forwarded = map[string]bool{
 	"eth_getTransactionReceipt":               true,
 	"eth_getLogs":                             true,
 	"hardhat_metadata":                        true,
+	// Read-only: Ignition asks whether the chain mines each transaction at once, and
+	// if it does, does not wait for confirmations that would never come.
+	"hardhat_getAutomine": true,
 }
 
 // Forwarded says the gateway passes the method to the chain as it is.

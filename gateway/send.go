@@ -29,7 +29,7 @@ type txArgs struct {
 }
 
 func refused(format string, args ...any) error {
-	return &rpcError{codeServer, fmt.Sprintf(format, args...)}
+	return &rpcError{Code: codeServer, Message: fmt.Sprintf(format, args...)}
 }
 
 // sendTransaction signs a transaction of the job's sender as given (forge chose its
@@ -39,7 +39,7 @@ func refused(format string, args ...any) error {
 func (s *Session) sendTransaction(ctx context.Context, params json.RawMessage) (json.RawMessage, error) {
 	var args []txArgs
 	if err := json.Unmarshal(params, &args); err != nil || len(args) != 1 {
-		return nil, &rpcError{codeParams, "eth_sendTransaction takes one transaction object"}
+		return nil, &rpcError{Code: codeParams, Message: "eth_sendTransaction takes one transaction object"}
 	}
 	a := args[0]
 	if a.From != nil && *a.From != s.sender {
@@ -181,18 +181,18 @@ func (s *Session) charge(ctx context.Context, value, cost *big.Int) error {
 func (s *Session) sendRawTransaction(ctx context.Context, params json.RawMessage) (json.RawMessage, error) {
 	var args []hexutil.Bytes
 	if err := json.Unmarshal(params, &args); err != nil || len(args) != 1 {
-		return nil, &rpcError{codeParams, "eth_sendRawTransaction takes one signed transaction"}
+		return nil, &rpcError{Code: codeParams, Message: "eth_sendRawTransaction takes one signed transaction"}
 	}
 	tx := new(types.Transaction)
 	if err := tx.UnmarshalBinary(args[0]); err != nil {
-		return nil, &rpcError{codeParams, "not a signed transaction: " + err.Error()}
+		return nil, &rpcError{Code: codeParams, Message: "not a signed transaction: " + err.Error()}
 	}
 	if !tx.Protected() || tx.ChainId().Uint64() != s.cfg.ChainID {
 		return nil, refused("a transaction for chain %d is refused: it must be signed for chain %d", tx.ChainId(), s.cfg.ChainID)
 	}
 	from, err := types.Sender(types.LatestSignerForChainID(tx.ChainId()), tx)
 	if err != nil {
-		return nil, &rpcError{codeParams, "bad signature: " + err.Error()}
+		return nil, &rpcError{Code: codeParams, Message: "bad signature: " + err.Error()}
 	}
 	if s.simulating() {
 		return nil, refused("a dry run sends nothing")

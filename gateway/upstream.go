@@ -37,7 +37,7 @@ func (u *Upstream) Forward(ctx context.Context, method string, params json.RawMe
 	}
 	body, err := json.Marshal(request{JSONRPC: "2.0", ID: json.RawMessage(fmt.Sprint(u.id.Add(1))), Method: method, Params: params})
 	if err != nil {
-		return nil, &rpcError{codeParams, "params are not JSON"}
+		return nil, &rpcError{Code: codeParams, Message: "params are not JSON"}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.url, bytes.NewReader(body))
 	if err != nil {
@@ -55,12 +55,12 @@ func (u *Upstream) Forward(ctx context.Context, method string, params json.RawMe
 			return nil, ctx.Err()
 		}
 		// net/http's errors quote the URL.
-		return nil, &rpcError{codeServer, method + ": chain unreachable"}
+		return nil, &rpcError{Code: codeServer, Message: method + ": chain unreachable"}
 	}
 	defer resp.Body.Close()
 	var msg response
 	if err := json.NewDecoder(io.LimitReader(resp.Body, maxBody)).Decode(&msg); err != nil {
-		return nil, &rpcError{codeServer, fmt.Sprintf("%s: the chain answered HTTP %d, not JSON-RPC", method, resp.StatusCode)}
+		return nil, &rpcError{Code: codeServer, Message: fmt.Sprintf("%s: the chain answered HTTP %d, not JSON-RPC", method, resp.StatusCode)}
 	}
 	if msg.Error != nil {
 		return nil, msg.Error

@@ -1,11 +1,13 @@
 package jobs
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/deployer-dev/deployer/foundry"
+	"github.com/deployer-dev/deployer/hardhat"
 	"github.com/deployer-dev/deployer/networks"
 	"github.com/deployer-dev/deployer/projects"
 	"github.com/deployer-dev/deployer/tasks"
@@ -38,12 +40,24 @@ func AsRequestError(err error) error {
 	return err
 }
 
-// Plan is a checked deployment: the network it goes to, the project's foundry.toml
-// as the job gets it, and what to deploy.
+// Plan is a checked deployment: the network it goes to, and what to deploy: for
+// Foundry, the project's foundry.toml as the job gets it and the target; for Hardhat,
+// HardhatPlan.
 type Plan struct {
 	Network networks.Network
 	Config  foundry.Config
 	Target  foundry.Target
+	Hardhat *HardhatPlan
+}
+
+// HardhatPlan is what a Hardhat deployment runs: the project's config file, the
+// Ignition module, its parameters, and the manifests its dependencies install from.
+type HardhatPlan struct {
+	Config      string
+	Module      string
+	Parameters  json.RawMessage
+	PackageJSON []byte
+	Lockfile    []byte
 }
 
 // Rules are what a deployment is checked against.
@@ -65,12 +79,17 @@ func (r Rules) Check(p tasks.Deploy, listing *projects.Listing) (Plan, error) {
 	nets := r.Networks
 	switch p.Framework {
 	case "foundry":
-	case "":
-		return Plan{}, requestErrorf("framework is required (foundry)")
+		if p.Module != "" || len(p.Parameters) > 0 {
+			return Plan{}, requestErrorf("module and parameters are Hardhat Ignition's; a Foundry deployment takes script or contract")
+		}
 	case "hardhat":
-		return Plan{}, requestErrorf("framework hardhat is not supported yet")
+		if p.Script != "" || p.Contract != "" || len(p.ConstructorArgs) > 0 || p.Sig != "" || len(p.Args) > 0 || len(p.Env) > 0 {
+			return Plan{}, requestErrorf("script, contract, constructor_args, sig, args and env are Foundry's; a Hardhat deployment takes module and parameters")
+		}
+	case "":
+		return Plan{}, requestErrorf("framework is required (foundry or hardhat)")
 	default:
-		return Plan{}, requestErrorf("unknown framework %q (supported: foundry)", p.Framework)
+		return Plan{}, requestErrorf("unknown framework %q (supported: foundry, hardhat)", p.Framework)
 	}
 	name := p.Network
 	if name == "" {
@@ -97,6 +116,9 @@ func (r Rules) Check(p tasks.Deploy, listing *projects.Listing) (Plan, error) {
 	plan := Plan{Network: net}
 	if listing == nil {
 		return plan, nil
+	}
+	if p.Framework == "hardhat" {
+		return r.checkHardhat(p, plan, listing)
 	}
 	if listing.FoundryTOML == nil {
 		return Plan{}, requestErrorf("path_url %q is not a Foundry project: it has no foundry.toml", p.Project.String())
@@ -130,3 +152,25 @@ func (r Rules) Check(p tasks.Deploy, listing *projects.Listing) (Plan, error) {
 
 // DefaultNetwork is where a request that names no network deploys.
 const DefaultNetwork = "local"
+
+// checkHardhat checks a Hardhat project: its config, its dependencies (before anything
+// installs them), the module and its parameters.
+func (r Rules) checkHardhat(p tasks.Deploy, plan Plan, listing *projects.Listing) (Plan, error) {
+	conf := hardhat.ConfigOf(listing)
+	if conf == "" {
+		return Plan{}, requestErrorf("path_url %q is not a Hardhat project: it has no hardhat.config.ts (or .js, .mjs, .cjs)", p.Project.String())
+	}
+	pkg, lock := listing.Manifests["package.json"], listing.Manifests["package-lock.json"]
+	if err := hardhat.CheckDependencies(listing, pkg, lock); err != nil {
+		return Plan{}, requestErrorf("%v", strings.TrimPrefix(err.Error(), hardhat.ErrRefused.Error()+": "))
+	}
+	module, err := hardhat.ResolveModule(listing, p.Module)
+	if err != nil {
+		return Plan{}, requestErrorf("%v", err)
+	}
+	if err := hardhat.CheckParameters(p.Parameters); err != nil {
+		return Plan{}, requestErrorf("%v", err)
+	}
+	plan.Hardhat = &HardhatPlan{Config: conf, Module: module, Parameters: p.Parameters, PackageJSON: pkg, Lockfile: lock}
+	return plan, nil
+}

@@ -99,6 +99,8 @@ type Cache struct {
 	ImageHit        bool `json:"image_hit"`
 	ContainerReused bool `json:"container_reused"`
 	CompileHit      bool `json:"compile_hit"`
+	// DepsHit says a Hardhat project's dependencies were installed already.
+	DepsHit bool `json:"deps_hit,omitempty"`
 }
 
 // Outcome is how a job ended.

@@ -229,14 +229,16 @@ func (a *API) clear(c echo.Context, typ string, send sender, done, what string,
 
 // CompileCacheStatus answers GET /admin/server/foundry-cache/status.
 type CompileCacheStatus struct {
-	CachedCompilations int          `json:"cached_compilations"`
-	CacheEnabled       bool         `json:"cache_enabled"`
-	CacheTTLSeconds    int64        `json:"cache_ttl_seconds"`
-	Hits               int64        `json:"hits"`
-	Misses             int64        `json:"misses"`
-	HitRate            float64      `json:"hit_rate"`
-	SizeBytes          int64        `json:"size_bytes"`
-	Stores             []StoreCache `json:"stores"`
+	CachedCompilations int `json:"cached_compilations"`
+	// ByFramework counts the cached compilations of each framework.
+	ByFramework     map[string]int `json:"by_framework"`
+	CacheEnabled    bool           `json:"cache_enabled"`
+	CacheTTLSeconds int64          `json:"cache_ttl_seconds"`
+	Hits            int64          `json:"hits"`
+	Misses          int64          `json:"misses"`
+	HitRate         float64        `json:"hit_rate"`
+	SizeBytes       int64          `json:"size_bytes"`
+	Stores          []StoreCache   `json:"stores"`
 }
 
 // StoreCache is one artifact store's part of the compile cache.
@@ -246,6 +248,8 @@ type StoreCache struct {
 	Misses    int64                `json:"misses"`
 	SizeBytes int64                `json:"size_bytes"`
 	Entries   []compilecache.Entry `json:"entries"`
+	// ByFramework counts this store's entries of each framework.
+	ByFramework map[string]int `json:"by_framework"`
 }
 
 func (a *API) compileCacheStatus(c echo.Context) error {
@@ -261,7 +265,8 @@ func (a *API) compileCache(ctx context.Context) (CompileCacheStatus, error) {
 	if err != nil {
 		return CompileCacheStatus{}, err
 	}
-	out := CompileCacheStatus{CacheEnabled: a.cfg.CompileCacheEnabled, CacheTTLSeconds: int64(a.cfg.CompileCacheTTL.Seconds()), Stores: []StoreCache{}}
+	out := CompileCacheStatus{CacheEnabled: a.cfg.CompileCacheEnabled, CacheTTLSeconds: int64(a.cfg.CompileCacheTTL.Seconds()),
+		Stores: []StoreCache{}, ByFramework: frameworkCounts()}
 	for _, id := range stores {
 		entries, err := a.compileIndex.List(ctx, id)
 		if err != nil {
@@ -271,14 +276,20 @@ func (a *API) compileCache(ctx context.Context) (CompileCacheStatus, error) {
 		if err != nil {
 			return out, err
 		}
-		sc := StoreCache{StoreID: id, Hits: st.Hits, Misses: st.Misses, Entries: []compilecache.Entry{}}
+		sc := StoreCache{StoreID: id, Hits: st.Hits, Misses: st.Misses, Entries: []compilecache.Entry{}, ByFramework: frameworkCounts()}
 		for _, e := range entries {
 			// Past its TTL an entry is gone, whether or not an expiry ran yet.
 			if time.Since(e.LastUsed) > a.cfg.CompileCacheTTL {
 				continue
 			}
+			if e.Framework == "" {
+				// Entries stored before Hardhat projects were deployed are Foundry's.
+				e.Framework = compilecache.Foundry.Framework
+			}
 			sc.Entries = append(sc.Entries, e)
 			sc.SizeBytes += e.Size
+			sc.ByFramework[e.Framework]++
+			out.ByFramework[e.Framework]++
 		}
 		out.CachedCompilations += len(sc.Entries)
 		out.Hits += st.Hits
@@ -290,6 +301,12 @@ func (a *API) compileCache(ctx context.Context) (CompileCacheStatus, error) {
 		out.HitRate = float64(out.Hits) / float64(n)
 	}
 	return out, nil
+}
+
+// frameworkCounts starts a count with every framework at zero, so that a client sees
+// each one named.
+func frameworkCounts() map[string]int {
+	return map[string]int{compilecache.Foundry.Framework: 0, compilecache.Hardhat.Framework: 0}
 }
 
 // CompilerStatus answers GET /admin/server/compilers: the compiler versions each

@@ -19,6 +19,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/deployer-dev/deployer/api"
+	"github.com/deployer-dev/deployer/hardhat"
 	"github.com/deployer-dev/deployer/jobs"
 	"github.com/deployer-dev/deployer/projects"
 	"github.com/deployer-dev/deployer/tasks"
@@ -47,8 +48,8 @@ func (a *API) uploadProject(c echo.Context) error {
 	if err != nil {
 		return requestError(jobs.AsRequestError(err))
 	}
-	if listing.FoundryTOML == nil {
-		return apiError(http.StatusBadRequest, "not a Foundry project: the archive has no foundry.toml at its top")
+	if listing.FoundryTOML == nil && hardhat.ConfigOf(listing) == "" {
+		return apiError(http.StatusBadRequest, "neither a Foundry nor a Hardhat project: the archive has no foundry.toml or hardhat.config.ts at its top")
 	}
 	sum, err := a.projects.Put(r.Context(), body)
 	if err != nil {
@@ -161,7 +162,10 @@ func (a *API) repeated(c echo.Context, id string) error {
 }
 
 func targetOf(p tasks.Deploy) string {
-	if p.Contract != "" {
+	switch {
+	case p.Module != "":
+		return p.Module
+	case p.Contract != "":
 		return p.Contract
 	}
 	return p.Script
@@ -198,7 +202,7 @@ func (a *API) validate(ctx context.Context, req api.DeployRequest, client string
 		return bad("path_url is required: a project:// id from POST /projects, or a directory under the projects root")
 	}
 	p := tasks.Deploy{Framework: req.Framework, Network: req.Network, Script: req.Script,
-		Contract: req.Contract, ConstructorArgs: req.ConstructorArgs, Sig: req.Sig, Args: req.Args, Env: req.Env, Client: client}
+		Contract: req.Contract, ConstructorArgs: req.ConstructorArgs, Sig: req.Sig, Args: req.Args, Env: req.Env, Module: req.Module, Parameters: req.Parameters, Client: client}
 	// The request alone first: a wrong framework or network needs no project read.
 	if _, err := a.rules().Check(p, nil); err != nil {
 		return tasks.Deploy{}, requestError(err)
@@ -233,6 +237,10 @@ func (a *API) validate(ctx context.Context, req api.DeployRequest, client string
 		return tasks.Deploy{}, requestError(err)
 	}
 	p.Network = plan.Network.Name
+	if plan.Hardhat != nil {
+		p.Module = plan.Hardhat.Module
+		return p, nil
+	}
 	p.Script, p.Contract, p.ConstructorArgs = "", "", plan.Target.ConstructorArgs
 	p.Sig, p.Args, p.Env = plan.Target.Sig, plan.Target.Args, plan.Target.Env
 	if plan.Target.IsScript() {

@@ -142,6 +142,19 @@ func InspectArchive(archive []byte, lim Limits) (*Listing, error) {
 			}
 			l.FoundryTOML = b
 		}
+		if limit, ok := manifests[name]; ok {
+			b, err := io.ReadAll(io.LimitReader(r, limit+1))
+			if err != nil {
+				return invalidf("read %s: %v", name, err)
+			}
+			if int64(len(b)) > limit {
+				return invalidf("%s is larger than %d bytes", name, limit)
+			}
+			if l.Manifests == nil {
+				l.Manifests = map[string][]byte{}
+			}
+			l.Manifests[name] = b
+		}
 		return nil
 	})
 	if err != nil {

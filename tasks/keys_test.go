@@ -26,6 +26,7 @@ func TestNamesAreStable(t *testing.T) {
 		{ns.SenderLock("e1", "local", "0xabc"), "deployer:prod-2:lock:sender:e1:local:0xabc"},
 		{ns.SenderSeed(), "deployer:prod-2:sender-seed"},
 		{ns.CompilersLock("e1"), "deployer:prod-2:lock:compilers:e1"},
+		{ns.DepsLock("e1", "abc"), "deployer:prod-2:lock:deps:e1:abc"},
 		{ns.Cache(CompilerStoreKind).Entries("e1"), "deployer:prod-2:compilers:e1:entries"},
 		{ns.JournalKey("j1"), "deployer:prod-2:journal:j1"},
 		{ns.IdempotencyKey("alice", "abc"), "deployer:prod-2:idempotency:alice:abc"},

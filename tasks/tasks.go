@@ -58,13 +58,17 @@ type Deploy struct {
 	// sign with one key. Empty: the job is its own client.
 	Client string `json:"client,omitempty"`
 	// Env are the script's settings (version 2), checked: no secrets, no forge flags.
-	Env        map[string]string `json:"env,omitempty"`
-	EnqueuedAt time.Time         `json:"enqueued_at"`
+	Env map[string]string `json:"env,omitempty"`
+	// Module and Parameters are a Hardhat deployment's Ignition module and its
+	// parameters (version 2).
+	Module     string          `json:"module,omitempty"`
+	Parameters json.RawMessage `json:"parameters,omitempty"`
+	EnqueuedAt time.Time       `json:"enqueued_at"`
 }
 
 // version is the oldest payload version that holds p.
 func (p Deploy) version() int {
-	if p.Sig != "" || len(p.Args) > 0 || p.Client != "" || len(p.Env) > 0 {
+	if p.Sig != "" || len(p.Args) > 0 || p.Client != "" || len(p.Env) > 0 || p.Framework != "foundry" {
 		return 2
 	}
 	return 1

@@ -14,6 +14,7 @@ import (
 type Entry struct {
 	Key       string    `json:"key"`
 	StoreID   string    `json:"store_id"`
+	Framework string    `json:"framework"`
 	Size      int64     `json:"size_bytes"`
 	SHA256    string    `json:"sha256"`
 	CreatedAt time.Time `json:"created_at"`

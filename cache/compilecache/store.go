@@ -34,10 +34,21 @@ import (
 // maxEntry bounds one project's artifacts.
 const maxEntry = 256 << 20
 
-// Paths kept, relative to the project: the compiler's output and forge's record of
-// what it compiled. forge also writes sensitive values under cache/<script>/: never
-// kept.
-var Paths = []string{"out", "cache/solidity-files-cache.json"}
+// Layout is what one framework's compilation leaves in a project: the paths kept,
+// relative to the project, and the framework's name the index reports.
+type Layout struct {
+	Framework string
+	Paths     []string
+}
+
+var (
+	// Foundry keeps the compiler's output and forge's record of what it compiled.
+	// forge also writes sensitive values under cache/<script>/: never kept.
+	Foundry = Layout{Framework: "foundry", Paths: []string{"out", "cache/solidity-files-cache.json"}}
+	// Hardhat keeps artifacts and Hardhat's cache (build infos and its record of what
+	// it compiled; Ignition writes elsewhere).
+	Hardhat = Layout{Framework: "hardhat", Paths: []string{"artifacts", "cache"}}
+)
 
 // Store is a directory of artifacts.
 type Store struct {
@@ -142,10 +153,11 @@ func (s *Store) count(ctx context.Context, counter string) {
 	_ = s.index.Count(ctx, s.id, counter)
 }
 
-// Save stores the artifacts of a key from a gzip'd tar stream (as `tar -cz` of
-// Paths in the project prints it). It is written to a temporary file and renamed, so
-// a reader never sees half an entry; a stream holding anything but Paths is refused.
-func (s *Store) Save(ctx context.Context, key string, r io.Reader, compile time.Duration) error {
+// Save stores the artifacts of a key from a gzip'd tar stream (as `tar -cz` of the
+// layout's paths in the project prints it). It is written to a temporary file and
+// renamed, so a reader never sees half an entry; a stream holding anything but the
+// layout's paths is refused.
+func (s *Store) Save(ctx context.Context, key string, l Layout, r io.Reader, compile time.Duration) error {
 	if !s.enabled || !keyRE.MatchString(key) {
 		return nil
 	}
@@ -158,7 +170,7 @@ func (s *Store) Save(ctx context.Context, key string, r io.Reader, compile time.
 		return fmt.Errorf("artifacts larger than %d bytes: not cached", maxEntry)
 	}
 	data := buf.Bytes()
-	if err := Each(data, func(*tar.Header, io.Reader) error { return nil }); err != nil {
+	if err := Each(data, l, func(*tar.Header, io.Reader) error { return nil }); err != nil {
 		return err
 	}
 	tmp, err := os.CreateTemp(s.dir, ".partial-*")
@@ -179,13 +191,13 @@ func (s *Store) Save(ctx context.Context, key string, r io.Reader, compile time.
 	}
 	sum := sha256.Sum256(data)
 	now := time.Now()
-	return s.index.Put(ctx, s.id, key, Entry{Key: key, StoreID: s.id, Size: int64(len(data)),
+	return s.index.Put(ctx, s.id, key, Entry{Key: key, StoreID: s.id, Framework: l.Framework, Size: int64(len(data)),
 		SHA256: hex.EncodeToString(sum[:]), CreatedAt: now, CompileMS: compile.Milliseconds(), LastUsed: now}, now)
 }
 
-// Each calls fn with every entry of stored artifacts, refusing anything outside
-// Paths.
-func Each(data []byte, fn func(h *tar.Header, body io.Reader) error) error {
+// Each calls fn with every entry of stored artifacts, refusing anything outside the
+// layout's paths.
+func Each(data []byte, l Layout, fn func(h *tar.Header, body io.Reader) error) error {
 	zr, err := gzip.NewReader(bytes.NewReader(data))
 	if err != nil {
 		return fmt.Errorf("artifacts: %w", err)
@@ -200,7 +212,7 @@ func Each(data []byte, fn func(h *tar.Header, body io.Reader) error) error {
 			return fmt.Errorf("artifacts: %w", err)
 		}
 		name := path.Clean(strings.TrimPrefix(h.Name, "./"))
-		if !allowed(name) || (h.Typeflag != tar.TypeReg && h.Typeflag != tar.TypeDir) {
+		if !allowed(name, l.Paths) || (h.Typeflag != tar.TypeReg && h.Typeflag != tar.TypeDir) {
 			return fmt.Errorf("artifacts: unexpected entry %q", h.Name)
 		}
 		h.Name = name
@@ -213,14 +225,20 @@ func Each(data []byte, fn func(h *tar.Header, body io.Reader) error) error {
 	}
 }
 
-func allowed(name string) bool {
+func allowed(name string, paths []string) bool {
 	if strings.HasPrefix(name, "/") || strings.Contains(name, "..") {
 		return false
 	}
-	for _, p := range Paths {
+	for _, p := range paths {
 		if name == p || strings.HasPrefix(name, p+"/") {
 			return true
 		}
 	}
-	return name == "cache"
+	// The folder a kept file is in.
+	for _, p := range paths {
+		if strings.HasPrefix(p, name+"/") {
+			return true
+		}
+	}
+	return false
 }

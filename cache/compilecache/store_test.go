@@ -66,7 +66,7 @@ func TestSaveThenLookup(t *testing.T) {
 		t.Fatal("hit on an empty store")
 	}
 	data := tgz(t, goodArtifacts)
-	if err := s.Save(ctx, key, bytes.NewReader(data), time.Second); err != nil {
+	if err := s.Save(ctx, key, Foundry, bytes.NewReader(data), time.Second); err != nil {
 		t.Fatal(err)
 	}
 	got, ok := s.Lookup(ctx, key)
@@ -74,7 +74,7 @@ func TestSaveThenLookup(t *testing.T) {
 		t.Fatalf("lookup after save: %t", ok)
 	}
 	names := map[string]bool{}
-	if err := Each(got, func(h *tar.Header, _ io.Reader) error { names[h.Name] = true; return nil }); err != nil {
+	if err := Each(got, Foundry, func(h *tar.Header, _ io.Reader) error { names[h.Name] = true; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if !names["out/Counter.sol/Counter.json"] || !names["cache/solidity-files-cache.json"] {
@@ -92,7 +92,7 @@ func TestSaveThenLookup(t *testing.T) {
 func TestDamagedEntryIsAMiss(t *testing.T) {
 	s, index, _, dir := newStore(t)
 	ctx := context.Background()
-	if err := s.Save(ctx, key, bytes.NewReader(tgz(t, goodArtifacts)), time.Second); err != nil {
+	if err := s.Save(ctx, key, Foundry, bytes.NewReader(tgz(t, goodArtifacts)), time.Second); err != nil {
 		t.Fatal(err)
 	}
 	file := filepath.Join(dir, key+".tgz")
@@ -111,7 +111,7 @@ func TestDamagedEntryIsAMiss(t *testing.T) {
 		t.Error("the damaged entry remains indexed")
 	}
 	// An entry whose file is gone (another host's store, say) is a miss too.
-	if err := s.Save(ctx, key, bytes.NewReader(tgz(t, goodArtifacts)), time.Second); err != nil {
+	if err := s.Save(ctx, key, Foundry, bytes.NewReader(tgz(t, goodArtifacts)), time.Second); err != nil {
 		t.Fatal(err)
 	}
 	os.Remove(file)
@@ -130,11 +130,11 @@ func TestSaveRefusesAnythingButArtifacts(t *testing.T) {
 		"broadcast":  {"broadcast/Deploy.s.sol/run-latest.json": "{}"},
 		"foundry.tl": {"foundry.toml": "ffi = true"},
 	} {
-		if err := s.Save(ctx, key, bytes.NewReader(tgz(t, files)), time.Second); err == nil {
+		if err := s.Save(ctx, key, Foundry, bytes.NewReader(tgz(t, files)), time.Second); err == nil {
 			t.Errorf("%s: stored", name)
 		}
 	}
-	if err := s.Save(ctx, key, strings.NewReader("not gzip"), time.Second); err == nil {
+	if err := s.Save(ctx, key, Foundry, strings.NewReader("not gzip"), time.Second); err == nil {
 		t.Error("garbage stored")
 	}
 	files, _ := filepath.Glob(filepath.Join(dir, "*"))
@@ -150,7 +150,7 @@ func TestExpireAndClear(t *testing.T) {
 	ctx := context.Background()
 	old, fresh := strings.Repeat("a", 64), strings.Repeat("b", 64)
 	for _, k := range []string{old, fresh} {
-		if err := s.Save(ctx, k, bytes.NewReader(tgz(t, goodArtifacts)), time.Second); err != nil {
+		if err := s.Save(ctx, k, Foundry, bytes.NewReader(tgz(t, goodArtifacts)), time.Second); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -207,7 +207,7 @@ func TestStoreIDIsSharedByTheDirectory(t *testing.T) {
 func TestWithoutRedisEverythingMisses(t *testing.T) {
 	s, _, mr, _ := newStore(t)
 	ctx := context.Background()
-	if err := s.Save(ctx, key, bytes.NewReader(tgz(t, goodArtifacts)), time.Second); err != nil {
+	if err := s.Save(ctx, key, Foundry, bytes.NewReader(tgz(t, goodArtifacts)), time.Second); err != nil {
 		t.Fatal(err)
 	}
 	mr.Close()

@@ -30,6 +30,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/deployer-dev/deployer/cache"
+	"github.com/deployer-dev/deployer/cache/imagecache"
 	"github.com/deployer-dev/deployer/engine"
 	"github.com/deployer-dev/deployer/tasks"
 )
@@ -45,6 +46,12 @@ type Engine interface {
 	CreateContainer(ctx context.Context, spec engine.ContainerSpec) (string, error)
 	RemoveContainer(ctx context.Context, ref string) error
 	Exec(ctx context.Context, containerID string, spec engine.ExecSpec) (int, error)
+}
+
+// Images gives the Foundry runner image, whose solc-js wrapper reads a build's long
+// version when the volume is filled.
+type Images interface {
+	Resolve(ctx context.Context) (imagecache.Resolved, error)
 }
 
 // Locker serializes filling the volume across the workers of an engine.
@@ -89,6 +96,7 @@ type Store struct {
 	cfg    Config
 	reg    *Registry
 	eng    Engine
+	images Images
 	locks  Locker
 	index  *Index
 	log    *slog.Logger
@@ -99,11 +107,11 @@ type Store struct {
 }
 
 // New returns the store of a worker on an engine.
-func New(cfg Config, eng Engine, locks Locker, index *Index, log *slog.Logger) (*Store, error) {
+func New(cfg Config, eng Engine, images Images, locks Locker, index *Index, log *slog.Logger) (*Store, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("compiler store: %w", err)
 	}
-	return &Store{cfg: cfg, reg: NewRegistry(cfg.RegistryBaseURL), eng: eng, locks: locks, index: index,
+	return &Store{cfg: cfg, reg: NewRegistry(cfg.RegistryBaseURL), eng: eng, images: images, locks: locks, index: index,
 		log: log.With("component", "compilers")}, nil
 }
 
@@ -140,15 +148,15 @@ func (s *Store) Known(ctx context.Context) ([]string, error) {
 }
 
 // Ensure makes the versions ready for a job: on the host (fetched when missing,
-// telling step) and in the engine's volume, which a container of the runner image
-// (imageID) fills.
-func (s *Store) Ensure(ctx context.Context, versions []string, imageID string, step func(string)) error {
+// telling step) and in the engine's volume, which a container of the Foundry runner
+// image fills. With no versions, it makes sure the volume is there.
+func (s *Store) Ensure(ctx context.Context, versions []string, step func(string)) error {
 	for _, v := range versions {
 		if _, err := s.onHost(ctx, v, step); err != nil {
 			return err
 		}
 	}
-	return s.inEngine(ctx, versions, imageID)
+	return s.inEngine(ctx, versions)
 }
 
 // onHost returns the path of a version's soljson.js on the host, fetching it once
@@ -215,7 +223,7 @@ func randomSuffix() string {
 
 // inEngine makes sure the engine's volume has the versions, filling it under the
 // engine's lock. A volume made anew (removed by hand) is filled again.
-func (s *Store) inEngine(ctx context.Context, versions []string, imageID string) error {
+func (s *Store) inEngine(ctx context.Context, versions []string) error {
 	labels := engine.Labels(s.eng.Instance(), engine.RoleCompilers, nil)
 	created, err := s.eng.EnsureVolume(ctx, s.Volume(), labels)
 	if err != nil {
@@ -236,7 +244,11 @@ func (s *Store) inEngine(ctx context.Context, versions []string, imageID string)
 		s.touch(ctx, versions)
 		return err
 	}
-	if err := s.fill(ctx, missing, imageID); err != nil {
+	img, err := s.images.Resolve(ctx)
+	if err != nil {
+		return err
+	}
+	if err := s.fill(ctx, missing, img.ID); err != nil {
 		return fmt.Errorf("fill the compiler volume: %w", err)
 	}
 	s.touch(ctx, versions)

@@ -1,7 +1,8 @@
 // Command demo shows deployer's main job on this machine: it starts `deployer all`
-// (embedded Redis, the real Docker engine), deploys examples/counter twice through the
-// API, prints both deployments side by side, checks the contracts' code on chain, and
-// stops everything it started. The runner image stays, so the next demo reuses it.
+// (embedded Redis, the real Docker engine), deploys examples/counter (Foundry) twice
+// and then examples/hardhat-counter (Hardhat Ignition) twice through the API, prints
+// each pair side by side (cold, then warm), checks the contracts' code on chain, and
+// stops everything it started. The runner images stay, so the next demo reuses them.
 package main
 
 import (
@@ -31,7 +32,7 @@ import (
 func main() {
 	bin := flag.String("bin", "bin/deployer", "the deployer binary")
 	addr := flag.String("addr", "127.0.0.1:5001", "where the demo's API listens")
-	project := flag.String("project", "examples/counter", "the project to deploy")
+	project := flag.String("project", "examples/counter,examples/hardhat-counter", "the projects to deploy, comma-separated")
 	logFile := flag.String("log", "test-output/demo-deployer.log", "where the deployer's log goes")
 	keep := flag.Bool("keep", os.Getenv("DEMO_KEEP") != "", "keep the service running for the dashboard until interrupted")
 	flag.Parse()
@@ -95,28 +96,30 @@ func run(ctx context.Context, bin, addr, project, logFile string, keep bool) err
 		return err
 	}
 	c := client.New(base, os.Getenv("API_TOKEN"))
-	var results []api.Job
-	for i := 1; i <= 2; i++ {
-		fmt.Printf("\ndeployment %d of %s\n", i, project)
-		j, err := deploy(ctx, c, project)
-		if err != nil {
-			return err
+	for _, p := range strings.Split(project, ",") {
+		var results []api.Job
+		for i := 1; i <= 2; i++ {
+			fmt.Printf("\ndeployment %d of %s\n", i, p)
+			j, err := deploy(ctx, c, p)
+			if err != nil {
+				return err
+			}
+			results = append(results, j)
 		}
-		results = append(results, j)
-	}
-	printSideBySide(results)
-	for _, j := range results {
-		if j.Status != jobs.Completed {
-			return fmt.Errorf("job %s ended %s", j.JobID, j.Status)
-		}
-		for _, ct := range j.Result.Contracts {
-			code, err := chains.NewRPC(j.Result.RPCURL, nil).Code(ctx, ct.Address)
-			if err != nil || len(code) <= 2 {
-				return fmt.Errorf("no code at %s: %v", ct.Address, err)
+		printSideBySide(results)
+		for _, j := range results {
+			if j.Status != jobs.Completed {
+				return fmt.Errorf("job %s ended %s", j.JobID, j.Status)
+			}
+			for _, ct := range j.Result.Contracts {
+				code, err := chains.NewRPC(j.Result.RPCURL, nil).Code(ctx, ct.Address)
+				if err != nil || len(code) <= 2 {
+					return fmt.Errorf("no code at %s: %v", ct.Address, err)
+				}
 			}
 		}
+		fmt.Printf("\nverified with eth_getCode over %s: code is at every returned address\n", results[0].Result.RPCURL)
 	}
-	fmt.Printf("\nverified with eth_getCode over %s: code is at every returned address\n", results[0].Result.RPCURL)
 	auth := ""
 	if os.Getenv("ADMIN_TOKEN") != "" {
 		auth = " (user name: anything, password: your ADMIN_TOKEN)"
@@ -157,7 +160,11 @@ func deploy(ctx context.Context, c *client.Client, project string) (api.Job, err
 	if err != nil {
 		return api.Job{}, err
 	}
-	resp, err := c.Deploy(ctx, api.DeployRequest{PathURL: up.PathURL, Framework: "foundry", Network: "local"})
+	framework := "foundry"
+	if _, err := os.Stat(filepath.Join(project, "foundry.toml")); err != nil {
+		framework = "hardhat"
+	}
+	resp, err := c.Deploy(ctx, api.DeployRequest{PathURL: up.PathURL, Framework: framework, Network: "local"})
 	if err != nil {
 		return api.Job{}, err
 	}
@@ -195,13 +202,17 @@ func printSideBySide(js []api.Job) {
 	row("image cache hit", func(j api.Job) string { return fmt.Sprint(j.Cache != nil && j.Cache.ImageHit) })
 	row("container reused", func(j api.Job) string { return fmt.Sprint(j.Cache != nil && j.Cache.ContainerReused) })
 	row("compile cache hit", func(j api.Job) string { return fmt.Sprint(j.Cache != nil && j.Cache.CompileHit) })
+	if js[0].Framework == "hardhat" {
+		row("dependencies installed", func(j api.Job) string { return fmt.Sprint(j.Cache != nil && !j.Cache.DepsHit) })
+	}
 	row("queue", ms(func(t *jobs.Timings) int64 { return t.Queue }))
 	row("image", ms(func(t *jobs.Timings) int64 { return t.Image }))
 	row("container", ms(func(t *jobs.Timings) int64 { return t.Container }))
 	row("compile", ms(func(t *jobs.Timings) int64 { return t.Compile }))
 	row("deploy", ms(func(t *jobs.Timings) int64 { return t.Deploy }))
 	row("total", ms(func(t *jobs.Timings) int64 { return t.Total }))
-	row("  of which forge", ms(func(t *jobs.Timings) int64 { return t.Forge }))
+	row("  of which forge/hardhat", ms(func(t *jobs.Timings) int64 { return t.Forge }))
+	row("  of which the gateway", ms(func(t *jobs.Timings) int64 { return t.Gateway }))
 	row("chain", func(j api.Job) string {
 		if j.Result == nil {
 			return "-"

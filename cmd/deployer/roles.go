@@ -18,6 +18,7 @@ import (
 	"github.com/deployer-dev/deployer/cache/compilecache"
 	"github.com/deployer-dev/deployer/cache/compilers"
 	"github.com/deployer-dev/deployer/cache/imagecache"
+	"github.com/deployer-dev/deployer/cache/npmdeps"
 	"github.com/deployer-dev/deployer/chains"
 	"github.com/deployer-dev/deployer/deployment"
 	"github.com/deployer-dev/deployer/engine/docker"
@@ -179,6 +180,23 @@ func newWorker(ctx context.Context, cfg config.Config, rdb *redis.Client, redisO
 	log = log.With("component", "worker")
 	locks := lock.New(rdb, 30*time.Second)
 	images := imagecache.NewResolver(eng, def, imagecache.NewIndex(rdb, ns), locks, ns, cfg.ImageCacheEnabled, log)
+	runners := map[string]deployment.Images{runner.Foundry: images}
+	if hdef, err := runner.NewHardhat(cfg.ToolchainDir, cfg.BaseImage); err != nil {
+		log.Warn("Hardhat deployments are off on this worker", "error", err)
+	} else {
+		runners[runner.Hardhat] = imagecache.NewResolver(eng, hdef, imagecache.NewIndex(rdb, ns), locks, ns, cfg.ImageCacheEnabled, log)
+	}
+	npm, err := npmdeps.New(npmdeps.Config{
+		Dir:       cfg.NPMDepsDir,
+		Node:      filepath.Join(cfg.ToolchainDir, "node22", "bin", "node"),
+		NPM:       filepath.Join(cfg.ToolchainDir, "npm", "bin", "npm-cli.js"),
+		Registry:  strings.TrimRight(cfg.NPMRegistry, "/") + "/",
+		Namespace: ns,
+	}, eng, locks, log)
+	if err != nil {
+		eng.Close()
+		return nil, nil, fmt.Errorf("worker: %w", err)
+	}
 	red := redact.New(nets.Secrets()...)
 	containers := pool.New(eng, rdb, ns, pool.Config{
 		Enabled:             cfg.PoolEnabled,
@@ -203,7 +221,7 @@ func newWorker(ctx context.Context, cfg config.Config, rdb *redis.Client, redisO
 		Defaults:        cfg.SolcVersions,
 		Namespace:       ns,
 		RegistryBaseURL: cfg.NPMRegistry,
-	}, eng, locks, compilers.NewIndex(rdb, ns), log)
+	}, eng, images, locks, compilers.NewIndex(rdb, ns), log)
 	if err != nil {
 		eng.Close()
 		return nil, nil, fmt.Errorf("worker: %w", err)
@@ -215,7 +233,8 @@ func newWorker(ctx context.Context, cfg config.Config, rdb *redis.Client, redisO
 	}
 	dep := deployment.New(deployment.Deps{
 		EngineID:   eng.ID(),
-		Images:     images,
+		Images:     runners,
+		NPM:        npm,
 		Chains:     sup,
 		Containers: deployment.PoolContainers{Pool: containers, Engine: eng},
 		Compiles:   compiles,

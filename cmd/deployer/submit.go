@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -20,6 +21,19 @@ type stringList []string
 func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
+// frameworkOf tells a Hardhat project (a hardhat.config.* and no foundry.toml) from a
+// Foundry one.
+func frameworkOf(dir string) string {
+	if _, err := os.Stat(filepath.Join(dir, "foundry.toml")); err == nil {
+		return "foundry"
+	}
+	matches, _ := filepath.Glob(filepath.Join(dir, "hardhat.config.*"))
+	if len(matches) > 0 {
+		return "hardhat"
+	}
+	return "foundry"
+}
+
 // submit uploads a project directory, deploys it, shows progress and prints the
 // result. It exits 1 when the job fails.
 func submit(ctx context.Context, cfg config.Config, args []string) error {
@@ -29,6 +43,8 @@ func submit(ctx context.Context, cfg config.Config, args []string) error {
 	script := fs.String("script", "", "script to run, e.g. script/Deploy.s.sol:Deploy")
 	contract := fs.String("contract", "", "contract to deploy with forge create, e.g. src/Counter.sol:Counter")
 	sig := fs.String("sig", "", "the script's function to call, e.g. 'run(address)' (with -arg for its arguments)")
+	module := fs.String("module", "", "a Hardhat project's Ignition module (default: the only one under ignition/modules)")
+	params := fs.String("parameters", "", "a JSON file of Ignition parameters, for a Hardhat project")
 	timeout := fs.Duration("timeout", 15*time.Minute, "how long to wait for the job")
 	asJSON := fs.Bool("json", false, "print the job as JSON")
 	var argv stringList
@@ -52,12 +68,19 @@ func submit(ctx context.Context, cfg config.Config, args []string) error {
 		return fmt.Errorf("upload: %w", err)
 	}
 	fmt.Fprintf(os.Stderr, "uploaded %s\n", up.PathURL)
-	req := api.DeployRequest{PathURL: up.PathURL, Framework: "foundry", Network: *network,
-		Script: *script, Contract: *contract, Sig: *sig}
+	req := api.DeployRequest{PathURL: up.PathURL, Framework: frameworkOf(fs.Arg(0)), Network: *network,
+		Script: *script, Contract: *contract, Sig: *sig, Module: *module}
 	if *contract != "" {
 		req.ConstructorArgs = argv
 	} else {
 		req.Args = argv
+	}
+	if *params != "" {
+		b, err := os.ReadFile(*params)
+		if err != nil {
+			return fmt.Errorf("parameters: %w", err)
+		}
+		req.Parameters = b
 	}
 	job, err := c.Deploy(ctx, req)
 	if err != nil {

@@ -482,7 +482,7 @@
         icon: 'memory', label: 'Compile cache', tone: ccOff ? 'off' : null,
         big: ccOff ? 'off' : fmtPct(cr), unit: ccOff ? 'disabled' : 'hit rate',
         meter: ccOff ? null : cr, meterTone: 'ok',
-        stats: [['entries', fmtInt(cc.cached_compilations)], ['size', fmtBytes(cc.size_bytes)], ['hits', fmtInt(cc.hits)], ['misses', fmtInt(cc.misses)]],
+        stats: [['foundry', fmtInt(obj(cc.by_framework).foundry)], ['hardhat', fmtInt(obj(cc.by_framework).hardhat)], ['size', fmtBytes(cc.size_bytes)], ['hits', fmtInt(cc.hits)], ['misses', fmtInt(cc.misses)]],
         foot: num(cc.cache_ttl_seconds) ? muted('entries kept ' + fmtDur(cc.cache_ttl_seconds) + ' after use') : null,
       }));
 

@@ -73,6 +73,8 @@ type Config struct {
 	SolcVersions     []string `envconfig:"SOLC_VERSIONS" default:"0.8.30,0.7.6,0.6.12,0.5.17"`
 	CompilerStoreDir string   `envconfig:"COMPILER_STORE_DIR"`
 	NPMRegistry      string   `envconfig:"NPM_REGISTRY" default:"https://registry.npmjs.org"`
+	// NPMDepsDir holds Hardhat projects' dependencies, installed once per lockfile.
+	NPMDepsDir string `envconfig:"NPM_DEPS_DIR"`
 
 	LogLevel string `envconfig:"LOG_LEVEL" default:"info"`
 
@@ -118,6 +120,13 @@ func Load() (Config, error) {
 		}
 		c.CompileCacheDir = filepath.Join(dir, "deployer", c.Instance, "foundry")
 	}
+	if c.NPMDepsDir == "" {
+		dir, err := os.UserCacheDir()
+		if err != nil {
+			return Config{}, fmt.Errorf("config: NPM_DEPS_DIR unset and no cache directory: %w", err)
+		}
+		c.NPMDepsDir = filepath.Join(dir, "deployer", c.Instance, "npm")
+	}
 	if c.CompilerStoreDir == "" {
 		dir, err := os.UserCacheDir()
 		if err != nil {
@@ -125,6 +134,13 @@ func Load() (Config, error) {
 		}
 		c.CompilerStoreDir = filepath.Join(dir, "deployer", c.Instance, "compilers")
 	}
+	// Tools run from other working directories (npm in a scratch directory), so the
+	// toolchain's path must not depend on this one.
+	abs, err := filepath.Abs(c.ToolchainDir)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: TOOLCHAIN_DIR: %w", err)
+	}
+	c.ToolchainDir = abs
 	if err := c.validate(); err != nil {
 		return Config{}, fmt.Errorf("config: %w", err)
 	}
