@@ -5,7 +5,7 @@ GO      ?= go
 BIN     := bin/deployer
 GOFILES := $(shell find . -name '*.go' -not -path './.toolchain/*')
 
-.PHONY: all setup build image demo test lint unit e2e bench bench-cache bench-pool bench-compile clean
+.PHONY: all setup build image demo test lint unit e2e bench bench-cache bench-pool bench-compile bench-hardhat clean
 
 all: build
 
@@ -45,7 +45,7 @@ e2e: setup
 	$(GO) test -count=1 -v ./e2e/
 
 # Benchmarks print the baseline and ours side by side, with the ratio.
-bench: bench-cache bench-pool bench-compile
+bench: bench-cache bench-pool bench-compile bench-hardhat
 
 bench-cache: setup
 	$(GO) test -run '^$$' -bench ImageResolve -benchtime 3x ./cache/imagecache/
@@ -54,7 +54,10 @@ bench-pool: setup
 	$(GO) test -run '^$$' -bench JobContainer -benchtime 20x ./pool/
 
 bench-compile: setup
-	$(GO) test -run '^$$' -bench WarmDeployment -benchtime 10x ./e2e/
+	$(GO) test -run '^$$' -bench 'WarmDeployment$$' -benchtime 10x ./e2e/
+
+bench-hardhat: setup
+	$(GO) test -run '^$$' -bench WarmHardhatDeployment -benchtime 5x ./e2e/
 
 clean:
 	rm -rf bin test-output
