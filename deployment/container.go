@@ -14,7 +14,6 @@ import (
 	"github.com/deployer-dev/deployer/engine"
 	"github.com/deployer-dev/deployer/foundry"
 	"github.com/deployer-dev/deployer/gateway"
-	"github.com/deployer-dev/deployer/internal/redact"
 	"github.com/deployer-dev/deployer/projects"
 )
 
@@ -232,44 +231,6 @@ func (b *box) explain(ctx context.Context, err error) error {
 	}
 	return err
 }
-
-// output keeps a command's output for parsing and passes it on, redacted line by
-// line so that no secret is split across two writes.
-type output struct {
-	rep     Reporter
-	red     *redact.Redactor
-	all     bytes.Buffer
-	pending []byte
-}
-
-// outputKeep bounds what is kept for parsing.
-const outputKeep = 4 << 20
-
-func newOutput(rep Reporter, red *redact.Redactor) *output {
-	return &output{rep: rep, red: red}
-}
-
-func (o *output) Write(p []byte) (int, error) {
-	if o.all.Len() < outputKeep {
-		o.all.Write(p[:min(len(p), outputKeep-o.all.Len())])
-	}
-	o.pending = append(o.pending, p...)
-	if i := bytes.LastIndexByte(o.pending, '\n'); i >= 0 {
-		o.rep.Output(o.red.Bytes(o.pending[:i+1]))
-		o.pending = append(o.pending[:0], o.pending[i+1:]...)
-	}
-	return len(p), nil
-}
-
-// Flush passes on a last line without its newline.
-func (o *output) Flush() {
-	if len(o.pending) > 0 {
-		o.rep.Output(o.red.Bytes(o.pending))
-		o.pending = o.pending[:0]
-	}
-}
-
-func (o *output) String() string { return o.all.String() }
 
 // limitWriter fails once more than n bytes are written.
 type limitWriter struct {

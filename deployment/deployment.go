@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"maps"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -47,12 +46,11 @@ const (
 
 // Config is what a Deployer needs to know of the installation.
 type Config struct {
-	WorkerID     string
-	ProjectsRoot string
-	Limits       projects.Limits
-	Memory       int64
-	NanoCPUs     int64
-	Pids         int64
+	WorkerID string
+	Limits   projects.Limits
+	Memory   int64
+	NanoCPUs int64
+	Pids     int64
 	// Timeout is JOB_TIMEOUT: it bounds the user's steps together.
 	Timeout time.Duration
 	// Steps bounds the service's own steps; zero fields take tasks' limits.
@@ -215,7 +213,8 @@ func (j *job) step(ctx context.Context, name string, limit time.Duration, fn fun
 }
 
 // prepare gets the project onto the worker's disk and checks it, with the check the
-// API ran (the project or the networks may have changed since).
+// API ran (a worker trusts no archive it fetches, and the networks may have changed
+// since).
 func (j *job) prepare(ctx context.Context) error {
 	return j.step(ctx, "preparing project", j.d.cfg.Steps.Project, func(ctx context.Context) error {
 		dir, cleanup, err := j.d.materialize(ctx, j.p.Project)
@@ -485,15 +484,14 @@ type project struct {
 	cleanup func()
 }
 
-// materialize returns a directory holding the project, and a function that removes
-// it if it was made for this job.
+// materialize unpacks the job's project, an archive of the project store (an upload,
+// or the snapshot the API took of a path project), into a directory of the job's own,
+// and returns it with a function that removes it. A worker never reads a directory
+// under PROJECTS_ROOT: clients may write there, and the API read it once for the job.
 func (d *Deployer) materialize(ctx context.Context, ref tasks.ProjectRef) (string, func(), error) {
 	if ref.Upload == "" {
-		rel, err := projects.ResolvePath(d.cfg.ProjectsRoot, ref.Path)
-		if err != nil {
-			return "", nil, jobs.AsRequestError(err)
-		}
-		return filepath.Join(d.cfg.ProjectsRoot, rel), func() {}, nil
+		// Queued by an API of a release that did not snapshot path projects.
+		return "", nil, userErrorf("the job names the directory %q, which workers no longer read: submit it again, and the API stores a snapshot of it with the job", ref.Path)
 	}
 	archive, err := d.Uploads.Get(ctx, ref.Upload)
 	if errors.Is(err, projects.ErrNotFound) {
@@ -522,6 +520,18 @@ func orDefault(s, def string) string {
 }
 
 func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return lines[len(lines)-1]
+	s = strings.TrimSpace(s)
+	return clip(s[strings.LastIndexByte(s, '\n')+1:], maxQuoted)
+}
+
+// maxQuoted bounds what an error quotes of a command's output: a project prints
+// what it likes, on one line if it likes.
+const maxQuoted = 300
+
+// clip cuts s to n bytes, on a character boundary, saying so.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "…"
 }

@@ -243,9 +243,16 @@ func (noLocks) LockWait(ctx context.Context, _ string, _ time.Duration) (context
 	return ctx, func() {}, nil
 }
 
-type noUploads struct{}
+// fakeUploads is the project store: archives by their sha256.
+type fakeUploads map[string][]byte
 
-func (noUploads) Get(context.Context, string) ([]byte, error) { return nil, projects.ErrNotFound }
+func (u fakeUploads) Get(_ context.Context, sum string) ([]byte, error) {
+	b, ok := u[sum]
+	if !ok {
+		return nil, projects.ErrNotFound
+	}
+	return b, nil
+}
 
 type nopReporter struct {
 	mu    sync.Mutex
@@ -304,6 +311,8 @@ type rig struct {
 	c        *fakeContainer
 	compiles *fakeCompiles
 	root     string
+	// project is the job's project: the snapshot of root/counter the API stored.
+	project tasks.ProjectRef
 }
 
 func newRig(t *testing.T, timeout time.Duration, imageWait time.Duration) *rig {
@@ -325,6 +334,11 @@ func newRig(t *testing.T, timeout time.Duration, imageWait time.Duration) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
+	snapshot, err := projects.Snapshot(root, "counter", projects.DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := projects.Sum(snapshot)
 	c := &fakeContainer{forge: forgeOK}
 	compiles := &fakeCompiles{entries: map[string][]byte{}}
 	d := New(Deps{
@@ -334,19 +348,19 @@ func newRig(t *testing.T, timeout time.Duration, imageWait time.Duration) *rig {
 		Containers: fakeContainers{c: c},
 		Compiles:   compiles,
 		Compilers:  &fakeCompilers{},
-		Uploads:    noUploads{},
+		Uploads:    fakeUploads{sum: snapshot},
 		Rules:      jobs.Rules{Networks: nets},
 		Senders:    gateway.NewSenders([]byte("a seed of the unit tests, 32 b.")),
 		Locks:      noLocks{},
 		Namespace:  tasks.Namespace{Instance: "unit"},
 		Redact:     redact.New(),
-	}, Config{ProjectsRoot: root, Limits: projects.DefaultLimits, Memory: 1 << 30, Timeout: timeout})
-	return &rig{d: d, c: c, compiles: compiles, root: root}
+	}, Config{Limits: projects.DefaultLimits, Memory: 1 << 30, Timeout: timeout})
+	return &rig{d: d, c: c, compiles: compiles, root: root, project: tasks.ProjectRef{Upload: sum}}
 }
 
 func (r *rig) run(t *testing.T) (Report, error) {
 	t.Helper()
-	p := tasks.Deploy{JobID: "j1", Framework: "foundry", Network: "local", Project: tasks.ProjectRef{Path: "counter"},
+	p := tasks.Deploy{JobID: "j1", Framework: "foundry", Network: "local", Project: r.project,
 		Contract: "src/Counter.sol:Counter", ConstructorArgs: []string{"1"}}
 	return r.d.Run(context.Background(), p, &nopReporter{}, quiet)
 }
@@ -481,7 +495,7 @@ func TestEngineErrorIsRetried(t *testing.T) {
 // vanished from network.json fails the job for good.
 func TestWorkerChecksTheRequestAgain(t *testing.T) {
 	r := newRig(t, time.Minute, 0)
-	p := tasks.Deploy{JobID: "j1", Framework: "foundry", Network: "gone", Project: tasks.ProjectRef{Path: "counter"},
+	p := tasks.Deploy{JobID: "j1", Framework: "foundry", Network: "gone", Project: r.project,
 		Contract: "src/Counter.sol:Counter"}
 	_, err := r.d.Run(context.Background(), p, &nopReporter{}, quiet)
 	if !jobs.IsFinal(err) || !strings.Contains(err.Error(), `unknown network "gone"`) {

@@ -94,9 +94,10 @@ func (j *job) installDeps(ctx context.Context) error {
 // probeCompilers runs the project's config in the container to learn which compiler
 // versions it names (its code: the user's time), then makes them ready.
 func (j *job) probeCompilers(ctx context.Context) error {
-	var out bytes.Buffer
 	err := j.users.run(ctx, "reading the Hardhat config", func(ctx context.Context) error {
-		code, err := j.box.exec(ctx, hardhat.ProbeCommand(), nil, &limitWriter{w: &out, n: 1 << 20}, &limitWriter{w: &out, n: 1 << 20})
+		// What the config prints is the user's to see, within the log's caps.
+		out := newOutput(j.rep, j.d.Redact)
+		code, err := j.box.exec(ctx, hardhat.ProbeCommand(), nil, out, out)
 		if err != nil {
 			return j.box.explain(ctx, err)
 		}

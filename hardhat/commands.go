@@ -24,8 +24,13 @@ func Env(rpcURL string) []string {
 	}
 }
 
-// ProbeCommand runs the probe.
-func ProbeCommand() []string { return []string{"node", cli, "--config", ProbeConfig} }
+// ProbeCommand runs the probe, then prints its result where ParseProbe finds it:
+// printed by the shell after Node exits, so nothing the config does to its own
+// output can lose it. The exit status is Node's.
+func ProbeCommand() []string {
+	return []string{"sh", "-c", fmt.Sprintf(`rm -f %[1]s; node %[2]s --config %[3]s; code=$?; `+
+		`[ -f %[1]s ] && printf '\nDEPLOYER_SOLC %%s\n' "$(head -c 65536 %[1]s)"; exit $code`, ProbeResult, cli, ProbeConfig)}
+}
 
 // BuildCommand compiles the project.
 func BuildCommand() []string { return []string{"node", cli, "--config", WrapperConfig, "build"} }

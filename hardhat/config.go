@@ -21,6 +21,8 @@ const (
 	WrapperConfig = "deployer.hardhat.config.ts"
 	ProbeConfig   = "deployer.probe.config.ts"
 	ParamsFile    = "deployer.parameters.json"
+	// ProbeResult is where the probe writes the versions it found.
+	ProbeResult = "deployer.probe.json"
 	// NetworkName is the wrapper's network, the gateway.
 	NetworkName = "deployer"
 	// RPCVariable holds the gateway's URL for configVariable.
@@ -68,8 +70,10 @@ func Probe(userConfig, storeDir, fallback string) []byte {
 	return []byte(fmt.Sprintf("// Written by deployer: prints the compiler versions the project's config names.\n"+
 		"import user from %q;\n"+compilersJS+
 		"solidity(user.solidity);\n"+
-		"process.stdout.write(\"\\nDEPLOYER_SOLC \" + JSON.stringify([...seen]) + \"\\n\");\n"+
-		"process.exit(0);\n", "./"+userConfig, storeDir, fallback))
+		"// To a file: the config may have broken stdout (Node drops what a full pipe\n"+
+		"// cannot take, or the config closes it), and Hardhat must not go on.\n"+
+		"(await import(\"node:fs\")).writeFileSync(%q, JSON.stringify([...seen]));\n"+
+		"process.exit(0);\n", "./"+userConfig, storeDir, fallback, ProbeResult))
 }
 
 // Wrapper is the config the job's commands run with.
@@ -116,7 +120,16 @@ func lastLines(s string, n int) string {
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}
-	return strings.Join(lines, " | ")
+	out := strings.Join(lines, " | ")
+	if len(out) > maxQuoted {
+		// A config prints what it likes, on one line if it likes.
+		out = strings.ToValidUTF8(out[len(out)-maxQuoted:], "")
+		out = "…" + out
+	}
+	return out
 }
+
+// maxQuoted bounds what an error quotes of a command's output.
+const maxQuoted = 300
 
 var ansiRE = regexp.MustCompile("\x1b\\[[0-9;]*m")

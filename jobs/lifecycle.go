@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 )
 
@@ -134,12 +135,12 @@ func (r *Runner) Run(ctx context.Context, id string, a Attempt, work Work) (Verd
 		err = fmt.Errorf("the deployment timed out while %s (limit %s)", rec.step, limit)
 		fallthrough
 	case IsFinal(err):
-		out.Status, out.Error = Failed, r.redact(err.Error())
+		out.Status, out.Error = Failed, r.message(err)
 		r.finish(ctx, log, id, out)
 		log.Info("deployment failed", "error", out.Error)
 		return Ended, errors.New(out.Error)
 	}
-	msg := r.redact(err.Error())
+	msg := r.message(err)
 	if a.Retried >= a.MaxRetry {
 		out.Status, out.Error = Failed, "internal error: "+msg
 		r.finish(ctx, log, id, out)
@@ -149,6 +150,19 @@ func (r *Runner) Run(ctx context.Context, id string, a Attempt, work Work) (Verd
 	log.Warn("deployment failed; will retry", "error", msg, "retry", a.Retried+1, "max_retry", a.MaxRetry)
 	_ = r.store.SetStep(context.WithoutCancel(ctx), id, "retrying after: "+msg)
 	return Retry, errors.New(msg)
+}
+
+// maxMessage bounds a job's error as recorded: what users read, and what Redis
+// keeps per job. Messages quote the project's output at times.
+const maxMessage = 4 << 10
+
+// message is an error as a job records it: redacted, then cut to maxMessage.
+func (r *Runner) message(err error) string {
+	msg := r.redact(err.Error())
+	if len(msg) > maxMessage {
+		msg = strings.ToValidUTF8(msg[:maxMessage], "") + "… [message cut]"
+	}
+	return msg
 }
 
 // finish records the outcome; a record that already ended stays as it was.

@@ -252,3 +252,21 @@ func TestCancel(t *testing.T) {
 		t.Errorf("ended job: %v", err)
 	}
 }
+
+// An error quoting megabytes of a project's output is recorded cut, after the
+// secrets in all of it were masked.
+func TestRunnerCutsHugeMessages(t *testing.T) {
+	r, s := newRunner(t)
+	create(t, s, "j1")
+	huge := "the config failed: " + strings.Repeat("w", 8<<20) + " sekret"
+	_, _ = r.Run(context.Background(), "j1", Attempt{MaxRetry: 3}, func(context.Context, Reporter) (Report, error) {
+		return Report{}, finalErr(strings.Repeat("sekret ", 1000) + huge)
+	})
+	j := get(t, s, "j1")
+	if j.Status != Failed || len(j.Error) > maxMessage+100 || !strings.HasSuffix(j.Error, "[message cut]") {
+		t.Fatalf("recorded %s with an error of %d bytes", j.Status, len(j.Error))
+	}
+	if strings.Contains(j.Error, "sekret") {
+		t.Error("a secret survived the cut")
+	}
+}
