@@ -392,7 +392,14 @@ func TestSkipped(t *testing.T) {
 		{"lib/forge-std/.git", true, true},
 		{"src/out", true, false},
 		{"lib/cache", true, false},
-		{"out", false, false},
+		// forge's output folders at the top, whatever their type (a link, a file).
+		{"out", false, true},
+		{"cache", false, true},
+		{"broadcast", false, true},
+		{"./broadcast", false, true},
+		{"src/broadcast", false, false},
+		{"lib/out", false, false},
+		{".git", false, false},
 		{"src", true, false},
 		{".env", true, false},
 		{"foundry.toml", false, false},
@@ -486,6 +493,29 @@ func TestCheckLinkTargets(t *testing.T) {
 			}
 			if !tt.ok && !errors.Is(err, ErrInvalid) {
 				t.Fatalf("err = %v, want ErrInvalid", err)
+			}
+		})
+	}
+}
+
+// Entries that collide on disk are the user's to fix: a retry would not mend them.
+func TestUnpackCollisionsAreUserErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		entries []ent
+		msg     string
+	}{
+		{"file then a file inside it", []ent{reg("a", "1"), reg("a/b", "2")}, `"a/b" is inside an earlier entry that is not a directory`},
+		{"file then a directory of its name", []ent{reg("a", "1"), dirEnt("a/")}, `"a" appears twice`},
+		{"directory then a file of its name", []ent{dirEnt("a/"), reg("a", "1")}, `"a" appears twice`},
+		{"name too long", []ent{reg(strings.Repeat("n", 300), "1")}, "too long"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, dir := unpackSandbox(t)
+			err := Unpack(tgz(t, tt.entries...), dir, DefaultLimits)
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.msg) {
+				t.Fatalf("err = %v, want ErrInvalid saying %s", err, tt.msg)
 			}
 		})
 	}

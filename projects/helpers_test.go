@@ -27,7 +27,7 @@ func sym(name, target string) ent {
 }
 
 // tarBytes writes the entries as a plain tar.
-func tarBytes(t *testing.T, entries []ent) []byte {
+func tarBytes(t testing.TB, entries []ent) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -57,7 +57,7 @@ func tarBytes(t *testing.T, entries []ent) []byte {
 	return buf.Bytes()
 }
 
-func gz(t *testing.T, b []byte) []byte {
+func gz(t testing.TB, b []byte) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
@@ -71,7 +71,7 @@ func gz(t *testing.T, b []byte) []byte {
 }
 
 // tgz builds a gzip'd tar of the entries.
-func tgz(t *testing.T, entries ...ent) []byte {
+func tgz(t testing.TB, entries ...ent) []byte {
 	t.Helper()
 	return gz(t, tarBytes(t, entries))
 }

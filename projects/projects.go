@@ -58,19 +58,19 @@ func (l *Listing) Names() []string {
 
 // Skipped says whether a relative path is left out when a project is copied:
 // version control, build output and secrets the project may carry, which would also
-// change how forge behaves (.env).
+// change how forge behaves (.env). forge's output folders at the top are left out
+// whatever their type: a link named broadcast would send what forge writes there into
+// another part of the project, or bring a run file the job then reads.
 func Skipped(rel string, isDir bool) bool {
 	rel = path.Clean(rel)
 	base := path.Base(rel)
 	switch {
+	case rel == "out" || rel == "cache" || rel == "broadcast":
+		return true
 	case !isDir:
 		return base == ".env" || strings.HasPrefix(base, ".env.")
-	case base == ".git":
-		return true
-	case strings.Contains(rel, "/"):
-		return false
 	}
-	return rel == "out" || rel == "cache" || rel == "broadcast"
+	return base == ".git"
 }
 
 // checkName validates an archive or directory entry's relative name.
