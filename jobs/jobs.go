@@ -326,29 +326,113 @@ func (s *Store) RequestCancel(ctx context.Context, id string) error {
 }
 
 // appendCapped appends to a job's output until it reaches the cap, then notes the
-// truncation once.
+// truncation once. With a budget (KEYS[2], the client's counter of the window) it
+// also keeps no more than the client has left, charges what it keeps, and notes once
+// that the budget is spent: the log ending with that note stops it growing.
+//
+// ARGV: output, cap, truncation note, the log's TTL (s); with a budget: the limit,
+// the window's end (unix s), the budget's note.
 var appendCapped = redis.NewScript(`
 local cap = tonumber(ARGV[2])
 local cur = redis.call('STRLEN', KEYS[1])
 if cur >= cap then return 0 end
-local room = cap - cur - string.len(ARGV[3])
-local data = ARGV[1]
-if string.len(data) > room then
-  data = string.sub(data, 1, math.max(room, 0)) .. ARGV[3]
+local data, note = ARGV[1], ''
+if #KEYS > 1 then
+  local spent = ARGV[7]
+  if cur >= string.len(spent) and redis.call('GETRANGE', KEYS[1], -string.len(spent), -1) == spent then
+    return 0
+  end
+  local left = tonumber(ARGV[5]) - tonumber(redis.call('GET', KEYS[2]) or '0')
+  if string.len(data) > left then
+    data, note = string.sub(data, 1, math.max(left, 0)), spent
+  end
 end
-redis.call('APPEND', KEYS[1], data)
+local room = cap - cur - string.len(ARGV[3])
+if string.len(data) > room then
+  data, note = string.sub(data, 1, math.max(room, 0)), ARGV[3]
+end
+if #KEYS > 1 and string.len(data) > 0 then
+  redis.call('INCRBY', KEYS[2], string.len(data))
+  redis.call('EXPIREAT', KEYS[2], tonumber(ARGV[6]))
+end
+redis.call('APPEND', KEYS[1], data .. note)
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
 return 1
 `)
+
+// LogBudget is whose budget a job's output is charged to: its client (a token's
+// holder, or "ip:" and the address of a caller without a token), and how many bytes
+// of output the client's jobs together may keep per budget window (a UTC day).
+type LogBudget struct {
+	Client string `json:"client"`
+	Limit  int64  `json:"limit"`
+}
+
+// ChargeLogs makes a job's output count against its client's log budget, so that
+// one client's jobs cannot fill Redis with output. The API calls it before it
+// creates the job; a job without one keeps output up to LogCap only.
+func (s *Store) ChargeLogs(ctx context.Context, id string, b LogBudget) error {
+	if b.Limit <= 0 {
+		return nil
+	}
+	v, err := json.Marshal(b)
+	if err != nil {
+		return err
+	}
+	if err := s.rdb.Set(ctx, s.ns.JobLogBudgetKey(id), v, s.retention).Err(); err != nil {
+		return fmt.Errorf("log budget of job %s: %w", id, err)
+	}
+	return nil
+}
+
+func (s *Store) logBudget(ctx context.Context, id string) (LogBudget, error) {
+	var b LogBudget
+	v, err := s.rdb.Get(ctx, s.ns.JobLogBudgetKey(id)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return b, nil
+	}
+	if err != nil {
+		return b, err
+	}
+	if err := json.Unmarshal(v, &b); err != nil {
+		return b, fmt.Errorf("log budget: %w", err)
+	}
+	return b, nil
+}
+
+// budgetNote ends the log of a job whose client's log budget is spent.
+func budgetNote(b LogBudget, frees time.Time) string {
+	return fmt.Sprintf("\n[output no longer kept: the log budget of client %q is spent (%s a day, LOG_BUDGET_BYTES); the job goes on; the budget frees at %s]\n",
+		b.Client, byteCount(b.Limit), frees.UTC().Format(time.RFC3339))
+}
+
+func byteCount(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
 
 // AppendLogs adds output to the job's log. The caller redacts it first.
 func (s *Store) AppendLogs(ctx context.Context, id string, p []byte) error {
 	if len(p) == 0 {
 		return nil
 	}
-	err := appendCapped.Run(ctx, s.rdb, []string{s.logsKey(id)},
-		p, LogCap, truncatedNote, int(s.retention.Seconds())).Err()
+	keys := []string{s.logsKey(id)}
+	args := []any{p, LogCap, truncatedNote, int(s.retention.Seconds())}
+	b, err := s.logBudget(ctx, id)
 	if err != nil {
+		return fmt.Errorf("append logs of job %s: %w", id, err)
+	}
+	if b.Limit > 0 {
+		window, ends := tasks.BudgetWindow(time.Now())
+		keys = append(keys, s.ns.BudgetKey(tasks.LogBudget, window, b.Client))
+		args = append(args, b.Limit, ends.Unix(), budgetNote(b, ends))
+	}
+	if err := appendCapped.Run(ctx, s.rdb, keys, args...).Err(); err != nil {
 		return fmt.Errorf("append logs of job %s: %w", id, err)
 	}
 	return nil

@@ -59,6 +59,13 @@ type Config struct {
 
 	// SolcVersions are the compiler versions a pragma's range resolves against.
 	SolcVersions []string
+
+	// UploadBudget and LogBudget are the bytes of uploads and of job output each
+	// client may store per UTC day (0: no budget).
+	UploadBudget int64
+	LogBudget    int64
+	// Timeouts bound the connections (zero fields: defaultTimeouts).
+	Timeouts Timeouts
 }
 
 // API serves the HTTP API.
@@ -86,6 +93,9 @@ type API struct {
 // New returns the API. rdb and redisOpt name the same Redis.
 func New(cfg Config, rdb redis.UniversalClient, redisOpt asynq.RedisConnOpt, ns tasks.Namespace,
 	nets networks.Set, log *slog.Logger) (*API, error) {
+	if err := cfg.Access.check(); err != nil {
+		return nil, err
+	}
 	a := &API{
 		cfg:           cfg,
 		ns:            ns,
@@ -110,9 +120,6 @@ func New(cfg Config, rdb redis.UniversalClient, redisOpt asynq.RedisConnOpt, ns 
 		return nil, err
 	}
 	a.echo = e
-	if cfg.Access.AdminToken == "" {
-		log.Warn("ADMIN_TOKEN is not set: the dashboard, monitoring and admin routes are open to anyone who reaches the API")
-	}
 	return a, nil
 }
 
@@ -124,13 +131,16 @@ func (a *API) Close() error {
 	return errors.Join(a.client.Close(), a.inspector.Close())
 }
 
-// Serve listens on addr until ctx ends, then stops accepting and lets requests in
+// Serve serves on ln until ctx ends, then stops accepting and lets requests in
 // flight finish.
 func (a *API) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{Handler: a.echo, ReadHeaderTimeout: 10 * time.Second}
+	srv := a.cfg.Timeouts.server(a.echo)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	a.log.Info("api listening", "addr", ln.Addr().String())
+	if level, msg := exposure(ln.Addr(), a.cfg.Access); msg != "" {
+		a.log.Log(ctx, level, msg, "addr", ln.Addr().String())
+	}
 	select {
 	case err := <-errc:
 		return fmt.Errorf("api: %w", err)
@@ -152,27 +162,29 @@ func (a *API) routes() (*echo.Echo, error) {
 		return nil, err
 	}
 	e.IPExtractor = ip
-	e.Use(a.logRequests, securityHeaders)
+	e.Use(a.logRequests, securityHeaders, a.limit)
 
 	// Open: probes.
 	e.GET("/healthz", a.healthz)
 	e.GET("/readyz", a.readyz)
 
-	// Deployments: the API token or the admin token.
+	// Deployments: the API token or the admin token. Who the caller is is settled
+	// first, then where the request comes from, then what it sends.
 	acc := a.cfg.Access
 	deployers := map[string]string{clientDefault: acc.APIToken, networks.AdminClient: acc.AdminToken}
 	for name, t := range acc.APITokens {
 		deployers[name] = t
 	}
-	dep := e.Group("", identify(false, deployers))
-	dep.POST("/projects", a.uploadProject)
-	dep.POST("/deploy", a.deploy, rateLimit(acc.RateLimit, acc.RateLimitBurst))
+	dep := e.Group("", identify(false, deployers), crossOrigin())
+	dep.POST("/projects", a.uploadProject, rateLimit("uploads", acc.RateLimit, acc.RateLimitBurst), archiveBody)
+	dep.POST("/deploy", a.deploy, rateLimit("deployments", acc.RateLimit, acc.RateLimitBurst), jsonBody)
 	dep.GET("/deploy/:id", a.getJob)
 	dep.GET("/deploy/:id/logs", a.getLogs)
 	dep.DELETE("/deploy/:id", a.cancelJob)
 
-	// Everything else: the admin token, from a program or a browser.
-	adm := e.Group("", identify(true, map[string]string{networks.AdminClient: acc.AdminToken}))
+	// Everything else: the admin token, from a program or a browser. The admin
+	// routes take no body; asynqmon's API takes JSON.
+	adm := e.Group("", identify(true, map[string]string{networks.AdminClient: acc.AdminToken}), crossOrigin())
 	adm.GET("/admin/server/cache/status", a.imageCacheStatus)
 	adm.POST("/admin/server/cache/cleanup", a.imageCacheCleanup)
 	adm.POST("/admin/server/cache/clear", a.imageCacheClear)
@@ -186,8 +198,8 @@ func (a *API) routes() (*echo.Echo, error) {
 	adm.GET(dashboard.StaticPrefix+"*", echo.WrapHandler(dashboard.Static()))
 	adm.GET("/dashboard/api/overview", a.overview)
 	mon := a.monitoring()
-	adm.Any("/monitoring", mon)
-	adm.Any("/monitoring/*", mon)
+	adm.Any("/monitoring", mon, jsonBody)
+	adm.Any("/monitoring/*", mon, jsonBody)
 	return e, nil
 }
 
@@ -202,6 +214,16 @@ func (a *API) errorHandler(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
+	// What the body did (too large, too slow) is the answer, whatever the handler
+	// made of its failed read: a body's read timeout is not Redis's.
+	if berr := a.bodyError(c); berr != nil {
+		err = berr
+	}
+	var over *projects.BudgetError
+	if errors.As(err, &over) {
+		err = overBudget(c, over)
+	}
+	err = a.unavailable(err, c)
 	code, msg := http.StatusInternalServerError, "internal error"
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
@@ -246,4 +268,20 @@ func (a *API) readyz(c echo.Context) error {
 		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": reason})
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// exposure says what the log should say of serving the access on addr: without an
+// admin token every route is open, which is a development set-up on loopback and
+// an exposed API anywhere else.
+func exposure(addr net.Addr, acc Access) (slog.Level, string) {
+	if acc.AdminToken != "" {
+		return slog.LevelInfo, ""
+	}
+	if tcp, ok := addr.(*net.TCPAddr); ok && tcp.IP.IsLoopback() {
+		return slog.LevelWarn, "ADMIN_TOKEN is not set: every route is open to whoever reaches this loopback address " +
+			"(without ADMIN_TOKEN, HTTP_ADDR defaults to 127.0.0.1:5001); set ADMIN_TOKEN (and API_TOKEN or API_TOKENS) to serve other hosts"
+	}
+	return slog.LevelError, "UNPROTECTED API: ADMIN_TOKEN is not set and HTTP_ADDR reaches beyond loopback: anyone who reaches " +
+		"this address can deploy, read every job, open the dashboard and monitoring and use the admin routes; set ADMIN_TOKEN, " +
+		"or let HTTP_ADDR default to 127.0.0.1:5001"
 }

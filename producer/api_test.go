@@ -49,7 +49,7 @@ func testEnv(name string) string {
 }
 
 type fixture struct {
-	t    *testing.T
+	t    testing.TB
 	mr   *miniredis.Miniredis
 	rdb  *redis.Client
 	api  *API
@@ -66,6 +66,13 @@ func newFixture(t *testing.T) *fixture {
 
 func newFixtureWith(t *testing.T, acc Access) *fixture {
 	t.Helper()
+	return newFixtureConfig(t, func(c *Config) { c.Access = acc })
+}
+
+// newFixtureConfig is the API on a fresh miniredis, with its configuration as
+// change leaves it.
+func newFixtureConfig(t testing.TB, change func(*Config)) *fixture {
+	t.Helper()
 	mr := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	t.Cleanup(func() { rdb.Close() })
@@ -77,7 +84,7 @@ func newFixtureWith(t *testing.T, acc Access) *fixture {
 	copyDir(t, filepath.Join("..", "examples", "counter"), filepath.Join(root, "counter"))
 	ns := tasks.Namespace{Instance: "unit"}
 	opt := asynq.RedisClientOpt{Addr: mr.Addr()}
-	a, err := New(Config{
+	cfg := Config{
 		ProjectsRoot:    root,
 		MaxProjectBytes: 64 << 10,
 		ProjectTTL:      24 * time.Hour,
@@ -85,9 +92,12 @@ func newFixtureWith(t *testing.T, acc Access) *fixture {
 		JobTimeout:      time.Minute,
 		JobRetention:    24 * time.Hour,
 		JobMaxRetry:     2,
-		Access:          acc,
 		NetworkSecrets:  true,
-	}, rdb, opt, ns, nets, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}
+	if change != nil {
+		change(&cfg)
+	}
+	a, err := New(cfg, rdb, opt, ns, nets, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +109,7 @@ func newFixtureWith(t *testing.T, acc Access) *fixture {
 	return &fixture{t: t, mr: mr, rdb: rdb, api: a, srv: srv, ns: ns, root: root, insp: insp}
 }
 
-func copyDir(t *testing.T, src, dst string) {
+func copyDir(t testing.TB, src, dst string) {
 	t.Helper()
 	err := filepath.Walk(src, func(p string, info os.FileInfo, err error) error {
 		if err != nil {
@@ -165,7 +175,7 @@ func (f *fixture) jobKeys() []string {
 	return out
 }
 
-func errorOf(t *testing.T, b []byte) string {
+func errorOf(t testing.TB, b []byte) string {
 	t.Helper()
 	var e api.Error
 	if err := json.Unmarshal(b, &e); err != nil || e.Error == "" {
@@ -274,7 +284,8 @@ func TestDeployByPathEnqueuesVersionedTaskWithoutSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Version 1 holds all this job carries: a worker of the release before runs it.
-	if p.Version != 1 || p.Project.Path != "counter" || p.Script != "script/Deploy.s.sol" || p.JobID != resp.JobID {
+	// The job runs from the directory's snapshot, stored as an upload.
+	if p.Version != 1 || p.Project.Path != "" || p.Project.Upload == "" || p.Script != "script/Deploy.s.sol" || p.JobID != resp.JobID {
 		t.Errorf("payload %+v", p)
 	}
 	if strings.Contains(strings.ToLower(string(info.Payload)), "key") {

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -51,7 +50,7 @@ func (a *API) uploadProject(c echo.Context) error {
 	if listing.FoundryTOML == nil && hardhat.ConfigOf(listing) == "" {
 		return apiError(http.StatusBadRequest, "neither a Foundry nor a Hardhat project: the archive has no foundry.toml or hardhat.config.ts at its top")
 	}
-	sum, err := a.projects.Put(r.Context(), body)
+	sum, err := a.projects.PutCharged(r.Context(), body, a.uploadCharge(c))
 	if err != nil {
 		return err
 	}
@@ -77,7 +76,7 @@ func (a *API) deploy(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	p, err := a.validate(ctx, req, clientOf(c))
+	p, shown, err := a.validate(ctx, req, clientOf(c))
 	if err != nil {
 		return err
 	}
@@ -99,7 +98,10 @@ func (a *API) deploy(c echo.Context) error {
 	p.JobID = id
 	p.EnqueuedAt = time.Now()
 	job := jobs.Job{ID: id, Framework: p.Framework, Network: p.Network, Client: p.Client, Queue: a.ns.DeployQueue(),
-		Project: p.Project.String(), Target: targetOf(p), CreatedAt: p.EnqueuedAt}
+		Project: shown, Target: targetOf(p), CreatedAt: p.EnqueuedAt}
+	if err := a.chargeLogs(c, id); err != nil {
+		return err
+	}
 	if err := a.jobs.Create(ctx, job); err != nil {
 		return err
 	}
@@ -123,7 +125,7 @@ func (a *API) deploy(c echo.Context) error {
 		a.log.Error("enqueue failed", "job_id", id, "error", err)
 		return apiError(http.StatusServiceUnavailable, "the job could not be queued; try again")
 	}
-	a.log.Info("job queued", "job_id", id, "network", p.Network, "project", p.Project.String())
+	a.log.Info("job queued", "job_id", id, "network", p.Network, "project", shown, "archive", p.Project.Upload)
 	// ?wait= answers 200 with the job if it ends in time, else 202 as without it.
 	if wait, err := waitParam(c); err == nil && wait > 0 {
 		if j, ended, err := a.awaitEnd(ctx, id, wait); err == nil && ended {
@@ -192,11 +194,15 @@ func decodeDeploy(r *http.Request) (api.DeployRequest, error) {
 }
 
 // validate reads the request's project and checks the request with jobs.Check, the
-// check the worker runs again; it returns the payload to enqueue. Its errors are
-// 400s naming the problem.
-func (a *API) validate(ctx context.Context, req api.DeployRequest, client string) (tasks.Deploy, error) {
-	bad := func(format string, args ...any) (tasks.Deploy, error) {
-		return tasks.Deploy{}, apiError(http.StatusBadRequest, format, args...)
+// check the worker runs again; it returns the payload to enqueue, and the project as
+// the job's record shows it (what the user named). Its errors are 400s naming the
+// problem.
+func (a *API) validate(ctx context.Context, req api.DeployRequest, client string) (tasks.Deploy, string, error) {
+	bad := func(format string, args ...any) (tasks.Deploy, string, error) {
+		return tasks.Deploy{}, "", apiError(http.StatusBadRequest, format, args...)
+	}
+	refused := func(err error) (tasks.Deploy, string, error) {
+		return tasks.Deploy{}, "", requestError(err)
 	}
 	if strings.TrimSpace(req.PathURL) == "" {
 		return bad("path_url is required: a project:// id from POST /projects, or a directory under the projects root")
@@ -205,41 +211,58 @@ func (a *API) validate(ctx context.Context, req api.DeployRequest, client string
 		Contract: req.Contract, ConstructorArgs: req.ConstructorArgs, Sig: req.Sig, Args: req.Args, Env: req.Env, Module: req.Module, Parameters: req.Parameters, Client: client}
 	// The request alone first: a wrong framework or network needs no project read.
 	if _, err := a.rules().Check(p, nil); err != nil {
-		return tasks.Deploy{}, requestError(err)
+		return refused(err)
 	}
 	var listing *projects.Listing
+	// snapshot is a path project read once, the archive its job runs from.
+	var snapshot []byte
 	if sum, isUpload, err := projects.ParseUploadURL(req.PathURL); err != nil {
-		return tasks.Deploy{}, requestError(jobs.AsRequestError(err))
+		return refused(jobs.AsRequestError(err))
 	} else if isUpload {
 		archive, err := a.projects.Get(ctx, sum)
 		if errors.Is(err, projects.ErrNotFound) {
 			return bad("project %s was not found: upload it with POST /projects (uploads are kept 24 h)", req.PathURL)
 		}
 		if err != nil {
-			return tasks.Deploy{}, err
+			return tasks.Deploy{}, "", err
 		}
 		if listing, err = projects.InspectArchive(archive, a.cfg.Limits); err != nil {
-			return tasks.Deploy{}, requestError(jobs.AsRequestError(err))
+			return refused(jobs.AsRequestError(err))
 		}
 		p.Project.Upload = sum
 	} else {
 		rel, err := projects.ResolvePath(a.cfg.ProjectsRoot, req.PathURL)
 		if err != nil {
-			return tasks.Deploy{}, requestError(jobs.AsRequestError(err))
+			return refused(jobs.AsRequestError(err))
 		}
-		if listing, err = projects.ListDir(filepath.Join(a.cfg.ProjectsRoot, rel), a.cfg.Limits); err != nil {
-			return tasks.Deploy{}, requestError(jobs.AsRequestError(err))
+		// Clients may write under the projects root: what is checked here must be
+		// what the job runs, so the directory is read once, into an archive checked
+		// and stored as an upload is, and nothing reads the directory again.
+		if snapshot, err = projects.Snapshot(a.cfg.ProjectsRoot, rel, a.cfg.Limits); err != nil {
+			return refused(jobs.AsRequestError(err))
 		}
+		if listing, err = projects.InspectArchive(snapshot, a.cfg.Limits); err != nil {
+			return refused(jobs.AsRequestError(err))
+		}
+		// The check's messages name the directory, as the user did.
 		p.Project.Path = rel
 	}
 	plan, err := a.rules().Check(p, listing)
 	if err != nil {
-		return tasks.Deploy{}, requestError(err)
+		return refused(err)
+	}
+	shown := p.Project.String()
+	if snapshot != nil {
+		sum, err := a.projects.Put(ctx, snapshot)
+		if err != nil {
+			return tasks.Deploy{}, "", err
+		}
+		p.Project = tasks.ProjectRef{Upload: sum}
 	}
 	p.Network = plan.Network.Name
 	if plan.Hardhat != nil {
 		p.Module = plan.Hardhat.Module
-		return p, nil
+		return p, shown, nil
 	}
 	p.Script, p.Contract, p.ConstructorArgs = "", "", plan.Target.ConstructorArgs
 	p.Sig, p.Args, p.Env = plan.Target.Sig, plan.Target.Args, plan.Target.Env
@@ -248,7 +271,7 @@ func (a *API) validate(ctx context.Context, req api.DeployRequest, client string
 	} else {
 		p.Contract = plan.Target.String()
 	}
-	return p, nil
+	return p, shown, nil
 }
 
 // requestError answers a RequestError as a 400 (403 when its client may not) and

@@ -2,10 +2,13 @@ package producer
 
 import (
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"math"
+	"mime"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,6 +32,15 @@ type Access struct {
 	RateLimitBurst int
 	// TrustedProxies are the CIDR ranges whose X-Forwarded-For names the client.
 	TrustedProxies []string
+}
+
+// check refuses access control that would leave the API half open: deployment
+// tokens guarding the deployment routes while every other route stays open.
+func (a Access) check() error {
+	if a.AdminToken == "" && (a.APIToken != "" || len(a.APITokens) > 0) {
+		return errors.New("API tokens are set but no admin token (ADMIN_TOKEN): the dashboard, monitoring and admin routes would be open to anyone")
+	}
+	return nil
 }
 
 // tokenOf reads a Bearer token, or the password of basic auth (a browser's way).
@@ -96,6 +108,64 @@ func identify(browser bool, tokens map[string]string) echo.MiddlewareFunc {
 	}
 }
 
+// budgetClient names who a request's uploads and its jobs' output are charged to:
+// its token's holder, or, with no tokens configured, its address (the one the rate
+// limits use), since no one in particular is then the address's owner.
+func budgetClient(c echo.Context) string {
+	if name := clientOf(c); name != "" {
+		return name
+	}
+	return "ip:" + c.RealIP()
+}
+
+// crossOrigin refuses state-changing requests a browser sends from another site
+// (by Sec-Fetch-Site, or Origin against Host): a browser resends basic-auth
+// credentials with them. Requests without either header come from programs, and
+// the dashboard's own are same-origin.
+func crossOrigin() echo.MiddlewareFunc {
+	cop := http.NewCrossOriginProtection()
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if err := cop.Check(c.Request()); err != nil {
+				return apiError(http.StatusForbidden, "cross-site request refused: a page of another site may not %s %s here",
+					c.Request().Method, c.Path())
+			}
+			return next(c)
+		}
+	}
+}
+
+// requireContentType answers 415 to a request with a body that is none of the
+// media types, naming them. A bodiless request passes: it has nothing to
+// mislabel. Beyond clear errors, it keeps HTML forms, which can send only
+// form and text types, from reaching the routes at all.
+func requireContentType(types ...string) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			r := c.Request()
+			if r.ContentLength == 0 || r.Method == http.MethodGet || r.Method == http.MethodHead {
+				return next(c)
+			}
+			ct := r.Header.Get("Content-Type")
+			mt, _, err := mime.ParseMediaType(ct)
+			if err == nil && slices.Contains(types, mt) {
+				return next(c)
+			}
+			if ct == "" {
+				ct = "none"
+			}
+			return apiError(http.StatusUnsupportedMediaType, "%s %s takes Content-Type %s, not %.100q",
+				r.Method, c.Path(), strings.Join(types, " or "), ct)
+		}
+	}
+}
+
+// jsonBody admits JSON bodies only.
+var jsonBody = requireContentType("application/json")
+
+// archiveBody admits a gzip'd tar, as the Go client and curl label it.
+var archiveBody = requireContentType("application/gzip", "application/x-gzip", "application/octet-stream")
+
 // ipExtractor takes the client's address from the connection, or from
 // X-Forwarded-For when the connection comes from a trusted proxy.
 func ipExtractor(trusted []string) (echo.IPExtractor, error) {
@@ -113,9 +183,10 @@ func ipExtractor(trusted []string) (echo.IPExtractor, error) {
 	return echo.ExtractIPFromXFFHeader(opts...), nil
 }
 
-// rateLimit bounds deployments per client. Past the burst it answers 429 with the
-// seconds until the next one is allowed.
-func rateLimit(perMinute float64, burst int) echo.MiddlewareFunc {
+// rateLimit bounds requests of one kind (what: "deployments") per client, each
+// kind with its own allowance. Past the burst it answers 429 with the seconds until
+// the next one is allowed.
+func rateLimit(what string, perMinute float64, burst int) echo.MiddlewareFunc {
 	if perMinute <= 0 {
 		return func(next echo.HandlerFunc) echo.HandlerFunc { return next }
 	}
@@ -129,7 +200,7 @@ func rateLimit(perMinute float64, burst int) echo.MiddlewareFunc {
 		IdentifierExtractor: func(c echo.Context) (string, error) { return c.RealIP(), nil },
 		DenyHandler: func(c echo.Context, _ string, _ error) error {
 			c.Response().Header().Set("Retry-After", retryAfter)
-			return apiError(http.StatusTooManyRequests, "too many deployments from this client: at most %g a minute, in bursts of %d", perMinute, burst)
+			return apiError(http.StatusTooManyRequests, "too many %s from this client: at most %g a minute, in bursts of %d", what, perMinute, burst)
 		},
 		ErrorHandler: func(c echo.Context, err error) error {
 			return apiError(http.StatusForbidden, "cannot tell who the client is")

@@ -1,14 +1,20 @@
 package producer
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/deployer-dev/deployer/api"
+	"github.com/deployer-dev/deployer/networks"
+	"github.com/deployer-dev/deployer/projects"
 	"github.com/deployer-dev/deployer/tasks"
 )
 
@@ -195,5 +201,216 @@ func TestClientsAndRealNetworks(t *testing.T) {
 	}
 	if resp, body := deploy("bob-token-22", "local"); resp.StatusCode != http.StatusAccepted {
 		t.Errorf("bob to local: %d %s", resp.StatusCode, body)
+	}
+}
+
+// send makes a request with headers (a "basic:" or bearer token in auth) and reads
+// the whole answer; an error answer must be JSON.
+func (f *fixture) send(method, path, auth string, body []byte, header map[string]string) (*http.Response, []byte) {
+	f.t.Helper()
+	req, err := http.NewRequest(method, f.srv.URL+path, bytes.NewReader(body))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	switch {
+	case strings.HasPrefix(auth, "basic:"):
+		req.SetBasicAuth("anyone", strings.TrimPrefix(auth, "basic:"))
+	case auth != "":
+		req.Header.Set("Authorization", "Bearer "+auth)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode >= 400 && !strings.HasPrefix(ct, "application/json") {
+		f.t.Errorf("%s %s: error %d answered as %q, not JSON: %s", method, path, resp.StatusCode, ct, b)
+	}
+	return resp, b
+}
+
+// A browser resends basic-auth credentials to the API from any page: a
+// state-changing request another site's page makes is refused, whoever's
+// credentials it carries, while the dashboard's own requests and programs (which
+// send neither Sec-Fetch-Site nor Origin) pass.
+func TestCrossSiteRequestsAreRefused(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		acc  Access
+		auth string
+	}{
+		{"basic auth", Access{APIToken: apiToken, AdminToken: adminToken}, "basic:" + adminToken},
+		{"no tokens configured", Access{}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixtureWith(t, tt.acc)
+			deploy := []byte(`{"path_url": "counter", "framework": "foundry"}`)
+			with := func(h map[string]string) map[string]string {
+				out := map[string]string{"Content-Type": "application/json"}
+				for k, v := range h {
+					out[k] = v
+				}
+				return out
+			}
+			crossSite := []map[string]string{
+				{"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"},
+				{"Sec-Fetch-Site": "same-site", "Origin": "http://other.localhost"},
+				{"Origin": "https://evil.example"}, // an older browser: no Sec-Fetch-Site
+				{"Origin": "null"},
+			}
+			for _, h := range crossSite {
+				for _, r := range [][2]string{{"POST", "/deploy"}, {"POST", "/projects"}, {"DELETE", "/deploy/" + strings.Repeat("0", 24)},
+					{"POST", "/containers/cleanup"}, {"POST", "/admin/server/cache/clear"}} {
+					resp, body := f.send(r[0], r[1], tt.auth, deploy, with(h))
+					if resp.StatusCode != http.StatusForbidden || !strings.Contains(errorOf(t, body), "cross-site request refused") {
+						t.Errorf("%s %s with %v: %d %s", r[0], r[1], h, resp.StatusCode, body)
+					}
+				}
+			}
+			if n := f.queued(); n != 0 {
+				t.Errorf("cross-site requests enqueued %d tasks", n)
+			}
+			// Reading is no change: the dashboard's data is read from any page only
+			// with credentials, which another site's script cannot read the answer of.
+			if resp, body := f.send("GET", "/dashboard/api/overview", tt.auth, nil, map[string]string{"Sec-Fetch-Site": "cross-site"}); resp.StatusCode != http.StatusOK {
+				t.Errorf("cross-site GET: %d %s", resp.StatusCode, body)
+			}
+			// The dashboard's own page, and programs.
+			for _, h := range []map[string]string{
+				{"Sec-Fetch-Site": "same-origin", "Origin": f.srv.URL},
+				{"Origin": f.srv.URL},
+				{"Sec-Fetch-Site": "none"},
+				nil,
+			} {
+				resp, body := f.send("POST", "/deploy", tt.auth, deploy, with(h))
+				if resp.StatusCode != http.StatusAccepted {
+					t.Errorf("POST /deploy with %v: %d %s", h, resp.StatusCode, body)
+				}
+			}
+		})
+	}
+}
+
+// Credentials are checked before anything else: a cross-site or mislabelled
+// request without a token learns nothing but 401.
+func TestAuthenticationIsCheckedFirst(t *testing.T) {
+	f := newFixtureWith(t, Access{APIToken: apiToken, AdminToken: adminToken})
+	for _, h := range []map[string]string{
+		{"Content-Type": "text/plain"},
+		{"Content-Type": "application/json", "Sec-Fetch-Site": "cross-site"},
+	} {
+		if resp, body := f.send("POST", "/deploy", "", []byte(`{}`), h); resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("no token, %v: %d %s", h, resp.StatusCode, body)
+		}
+	}
+}
+
+// A route that takes JSON takes nothing else (415, naming what it takes), so that
+// an HTML form, which can send only form and text types, never reaches it; an
+// upload takes a gzip'd tar as the client labels it. A POST without a body has
+// nothing to label.
+func TestContentTypes(t *testing.T) {
+	f := newFixtureWith(t, Access{APIToken: apiToken, AdminToken: adminToken})
+	deploy := []byte(`{"path_url": "counter", "framework": "foundry"}`)
+	for _, ct := range []string{"text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "", "application/jsonx", "not a type"} {
+		resp, body := f.send("POST", "/deploy", apiToken, deploy, map[string]string{"Content-Type": ct})
+		if resp.StatusCode != http.StatusUnsupportedMediaType || !strings.Contains(errorOf(t, body), "takes Content-Type application/json") {
+			t.Errorf("POST /deploy as %q: %d %s", ct, resp.StatusCode, body)
+		}
+	}
+	for _, ct := range []string{"application/json", "application/json; charset=utf-8", "Application/JSON"} {
+		if resp, body := f.send("POST", "/deploy", apiToken, deploy, map[string]string{"Content-Type": ct}); resp.StatusCode != http.StatusAccepted {
+			t.Errorf("POST /deploy as %q: %d %s", ct, resp.StatusCode, body)
+		}
+	}
+	// Bodiless: the handler's own answer, not a 415.
+	if resp, body := f.send("POST", "/deploy", apiToken, nil, nil); resp.StatusCode != http.StatusBadRequest || !strings.Contains(errorOf(t, body), "not a JSON deploy request") {
+		t.Errorf("bodiless POST /deploy: %d %s", resp.StatusCode, body)
+	}
+	for _, r := range []string{"/containers/cleanup", "/admin/server/cache/clear"} {
+		if resp, body := f.send("POST", r, adminToken, nil, nil); resp.StatusCode == http.StatusUnsupportedMediaType {
+			t.Errorf("bodiless POST %s: %d %s", r, resp.StatusCode, body)
+		}
+	}
+
+	var buf bytes.Buffer
+	if err := projects.Pack(&buf, filepath.Join(f.root, "counter"), projects.DefaultLimits, projects.PackOptions{Gzip: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, ct := range []string{"application/gzip", "application/x-gzip", "application/octet-stream"} {
+		if resp, body := f.send("POST", "/projects", apiToken, buf.Bytes(), map[string]string{"Content-Type": ct}); resp.StatusCode != http.StatusCreated {
+			t.Errorf("POST /projects as %q: %d %s", ct, resp.StatusCode, body)
+		}
+	}
+	for _, ct := range []string{"application/x-www-form-urlencoded", "text/plain", "application/json", ""} {
+		resp, body := f.send("POST", "/projects", apiToken, buf.Bytes(), map[string]string{"Content-Type": ct})
+		if resp.StatusCode != http.StatusUnsupportedMediaType || !strings.Contains(errorOf(t, body), "application/gzip") {
+			t.Errorf("POST /projects as %q: %d %s", ct, resp.StatusCode, body)
+		}
+	}
+}
+
+func TestRateLimitOnUpload(t *testing.T) {
+	f := newFixtureWith(t, Access{RateLimit: 6, RateLimitBurst: 3})
+	var buf bytes.Buffer
+	if err := projects.Pack(&buf, filepath.Join(f.root, "counter"), projects.DefaultLimits, projects.PackOptions{Gzip: true}); err != nil {
+		t.Fatal(err)
+	}
+	gz := map[string]string{"Content-Type": "application/gzip"}
+	for i := range 3 {
+		if resp, body := f.send("POST", "/projects", "", buf.Bytes(), gz); resp.StatusCode != http.StatusCreated {
+			t.Fatalf("upload %d of a burst of 3: %d %s", i+1, resp.StatusCode, body)
+		}
+	}
+	resp, body := f.send("POST", "/projects", "", buf.Bytes(), gz)
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "10" || !strings.Contains(errorOf(t, body), "too many uploads") {
+		t.Errorf("4th upload: %d, Retry-After %q: %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	// Uploads and deployments have allowances of their own.
+	if resp, body := f.send("POST", "/deploy", "", []byte(`{"path_url": "counter", "framework": "foundry"}`),
+		map[string]string{"Content-Type": "application/json"}); resp.StatusCode != http.StatusAccepted {
+		t.Errorf("a deployment after the uploads' limit: %d %s", resp.StatusCode, body)
+	}
+}
+
+// Deployment tokens without an admin token would guard deployments and leave the
+// rest open: the API refuses such a set-up, saying why, without the token.
+func TestAPITokensNeedAnAdminToken(t *testing.T) {
+	for _, acc := range []Access{{APIToken: "secret-api-token"}, {APITokens: map[string]string{"alice": "secret-alice-token"}}} {
+		_, err := New(Config{Access: acc}, nil, nil, tasks.Namespace{Instance: "unit"}, networks.Set{}, slog.New(slog.DiscardHandler))
+		if err == nil || !strings.Contains(err.Error(), "ADMIN_TOKEN") || strings.Contains(err.Error(), "secret") {
+			t.Errorf("New with %d API tokens and no admin token: %v", len(acc.APITokens)+1, err)
+		}
+	}
+}
+
+// The log says when every route is open: on loopback as a warning, beyond it as an
+// error naming what is exposed. With an admin token it says nothing of the kind.
+func TestExposureIsLogged(t *testing.T) {
+	loop := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5001}
+	loop6 := &net.TCPAddr{IP: net.IPv6loopback, Port: 5001}
+	all := &net.TCPAddr{IP: net.IPv6unspecified, Port: 5001}
+	lan := &net.TCPAddr{IP: net.IPv4(192, 168, 1, 10), Port: 5001}
+	for _, tt := range []struct {
+		addr  net.Addr
+		acc   Access
+		level slog.Level
+		says  string
+	}{
+		{loop, Access{}, slog.LevelWarn, "loopback address"},
+		{loop6, Access{}, slog.LevelWarn, "loopback address"},
+		{all, Access{}, slog.LevelError, "UNPROTECTED API"},
+		{lan, Access{}, slog.LevelError, "UNPROTECTED API"},
+		{all, Access{AdminToken: adminToken}, slog.LevelInfo, ""},
+		{loop, Access{AdminToken: adminToken}, slog.LevelInfo, ""},
+	} {
+		level, msg := exposure(tt.addr, tt.acc)
+		if level != tt.level || (tt.says == "") != (msg == "") || !strings.Contains(msg, tt.says) {
+			t.Errorf("%s, admin token %t: %v %q", tt.addr, tt.acc.AdminToken != "", level, msg)
+		}
 	}
 }

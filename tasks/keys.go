@@ -3,6 +3,7 @@ package tasks
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Every Redis key and asynq queue of an installation is named here, and only here.
@@ -47,6 +48,29 @@ func (n Namespace) RecentJobsKey() string { return n.key("jobs", "recent") }
 
 // OutcomesKey counts finished jobs by network and status.
 func (n Namespace) OutcomesKey() string { return n.key("stats", "outcomes") }
+
+// JobLogBudgetKey says whose log budget a job's output is charged to, and how large
+// that budget is: the API writes it, the worker appending the output reads it.
+func (n Namespace) JobLogBudgetKey(id string) string { return n.key("job", id, "log-budget") }
+
+// Kinds of per-client byte budget, as their keys name them.
+const (
+	UploadBudget = "uploads"
+	LogBudget    = "logs"
+)
+
+// BudgetKey counts the bytes of a kind (UploadBudget, LogBudget) a client stored in
+// one budget window (BudgetWindow). The client comes last: an address holds colons.
+func (n Namespace) BudgetKey(kind, window, client string) string {
+	return n.key("budget", kind, window, client)
+}
+
+// BudgetWindow names the budget window t falls in (a UTC day) and says when it ends:
+// budgets are per client per day, and a window's counter goes when the day does.
+func BudgetWindow(t time.Time) (name string, ends time.Time) {
+	day := t.UTC().Truncate(24 * time.Hour)
+	return day.Format(time.DateOnly), day.Add(24 * time.Hour)
+}
 
 // ProjectKey is an uploaded project's archive, by its sha256.
 func (n Namespace) ProjectKey(sum string) string { return n.key("project", sum) }

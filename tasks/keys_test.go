@@ -1,6 +1,9 @@
 package tasks
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // The names a running installation's Redis holds, byte for byte: a release that
 // changed one would lose what an older one wrote. Change this list only with a
@@ -17,7 +20,10 @@ func TestNamesAreStable(t *testing.T) {
 		{ns.JobLogsKey("j1"), "deployer:prod-2:job:j1:logs"},
 		{ns.RecentJobsKey(), "deployer:prod-2:jobs:recent"},
 		{ns.OutcomesKey(), "deployer:prod-2:stats:outcomes"},
+		{ns.JobLogBudgetKey("j1"), "deployer:prod-2:job:j1:log-budget"},
 		{ns.ProjectKey("abc"), "deployer:prod-2:project:abc"},
+		{ns.BudgetKey(UploadBudget, "2024-03-01", "alice"), "deployer:prod-2:budget:uploads:2024-03-01:alice"},
+		{ns.BudgetKey(LogBudget, "2024-03-01", "ip:2001:db8::1"), "deployer:prod-2:budget:logs:2024-03-01:ip:2001:db8::1"},
 		{ns.WorkersKey(), "deployer:prod-2:workers"},
 		{ns.WorkerKey("host-7"), "deployer:prod-2:worker:host-7"},
 		{ns.LeaseKey("c1"), "deployer:prod-2:lease:c1"},
@@ -59,5 +65,26 @@ func TestNamesAreStable(t *testing.T) {
 	a, b := Namespace{Instance: "a"}, Namespace{Instance: "b"}
 	if a.JobKey("x") == b.JobKey("x") || a.DeployQueue() == b.DeployQueue() || a.WorkerQueue("w") == b.WorkerQueue("w") {
 		t.Error("two instances share a key or queue")
+	}
+}
+
+// A budget window is a UTC day, whatever the caller's zone: it ends at the next UTC
+// midnight, which is when an over-budget client is told its budget frees.
+func TestBudgetWindow(t *testing.T) {
+	east := time.FixedZone("UTC+9", 9*3600)
+	for _, tt := range []struct {
+		at   time.Time
+		name string
+		ends time.Time
+	}{
+		{time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC), "2024-03-01", time.Date(2024, 3, 2, 0, 0, 0, 0, time.UTC)},
+		{time.Date(2024, 3, 1, 23, 59, 59, 0, time.UTC), "2024-03-01", time.Date(2024, 3, 2, 0, 0, 0, 0, time.UTC)},
+		{time.Date(2024, 3, 2, 8, 0, 0, 0, east), "2024-03-01", time.Date(2024, 3, 2, 0, 0, 0, 0, time.UTC)},
+		{time.Date(2024, 2, 29, 12, 0, 0, 0, time.UTC), "2024-02-29", time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)},
+	} {
+		name, ends := BudgetWindow(tt.at)
+		if name != tt.name || !ends.Equal(tt.ends) {
+			t.Errorf("BudgetWindow(%v) = %s, %v; want %s, %v", tt.at, name, ends, tt.name, tt.ends)
+		}
 	}
 }

@@ -29,7 +29,9 @@ var ErrPayloadVersion = errors.New("unsupported payload version")
 type ProjectRef struct {
 	// Upload is the sha256 (hex) of an archive stored through POST /projects.
 	Upload string `json:"upload,omitempty"`
-	// Path is a directory relative to PROJECTS_ROOT on a filesystem workers share.
+	// Path is a directory relative to PROJECTS_ROOT. The API enqueues a path project
+	// as the Upload of its snapshot; workers refuse a task naming only a Path (one
+	// queued by an older API), since clients may write under the root.
 	Path string `json:"path,omitempty"`
 }
 

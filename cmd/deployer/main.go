@@ -43,6 +43,13 @@ func main() {
 	log := newLogger(cfg.LogLevel).With("instance", cfg.Instance)
 
 	cmd, args := os.Args[1], os.Args[2:]
+	if cmd == "api" || cmd == "all" {
+		// Before anything starts: a half-open API is refused, not served.
+		if err := cfg.CheckAPI(); err != nil {
+			fmt.Fprintln(os.Stderr, "deployer:", err)
+			os.Exit(2)
+		}
+	}
 	switch cmd {
 	case "api":
 		err = runRoles(ctx, cfg, log, roleAPI)

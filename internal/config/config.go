@@ -3,6 +3,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -22,8 +23,14 @@ type Config struct {
 	Instance string `envconfig:"DEPLOYER_INSTANCE" default:"default"`
 	// RedisURL is the shared Redis. Empty: `all` starts an embedded one.
 	RedisURL string `envconfig:"REDIS_URL"`
+	// DataDir holds the embedded Redis's state (`all` without REDIS_URL), so that
+	// it survives a crash.
+	DataDir string `envconfig:"DATA_DIR" default:"data"`
 
-	HTTPAddr string `envconfig:"HTTP_ADDR" default:":5001"`
+	// HTTPAddr is where the API listens. Unset, it depends on ADMIN_TOKEN: without
+	// one every route is open, so only this host may reach it (127.0.0.1:5001);
+	// with one, every interface (:5001).
+	HTTPAddr string `envconfig:"HTTP_ADDR"`
 	// ChainRPCVia is how workers reach the chains: "host" (the port published on
 	// 127.0.0.1) or "network" (the Docker network, for a worker in a container).
 	ChainRPCVia     string `envconfig:"CHAIN_RPC_VIA" default:"host"`
@@ -91,6 +98,10 @@ type Config struct {
 	RateLimit      float64  `envconfig:"RATE_LIMIT" default:"60"`
 	RateLimitBurst int      `envconfig:"RATE_LIMIT_BURST" default:"20"`
 	TrustedProxies []string `envconfig:"TRUSTED_PROXIES"`
+	// Per-client byte budgets per UTC day, so that no client fills Redis: the
+	// uploads it stores, and the output its jobs keep. 0 turns one off.
+	UploadBudgetBytes ByteBudget `envconfig:"UPLOAD_BUDGET_BYTES" default:"512m"`
+	LogBudgetBytes    ByteBudget `envconfig:"LOG_BUDGET_BYTES" default:"128m"`
 	// MonitoringReadOnly keeps asynqmon's UI from changing queues.
 	MonitoringReadOnly bool `envconfig:"MONITORING_READ_ONLY" default:"true"`
 
@@ -112,6 +123,9 @@ func Load() (Config, error) {
 			return Config{}, fmt.Errorf("config: PROJECTS_ROOT unset and no working directory: %w", err)
 		}
 		c.ProjectsRoot = wd
+	}
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = DefaultHTTPAddr(c.AdminToken)
 	}
 	if c.CompileCacheDir == "" {
 		dir, err := os.UserCacheDir()
@@ -141,6 +155,11 @@ func Load() (Config, error) {
 		return Config{}, fmt.Errorf("config: TOOLCHAIN_DIR: %w", err)
 	}
 	c.ToolchainDir = abs
+	// redis-server runs in DATA_DIR and is handed paths in it, and the log names
+	// where the state is: neither may depend on a working directory.
+	if c.DataDir, err = filepath.Abs(c.DataDir); err != nil {
+		return Config{}, fmt.Errorf("config: DATA_DIR: %w", err)
+	}
 	if err := c.validate(); err != nil {
 		return Config{}, fmt.Errorf("config: %w", err)
 	}
@@ -177,6 +196,10 @@ func (c Config) validate() error {
 	if c.PoolMaxIdlePerKey < 0 || c.PoolMaxJobsPerCtr < 0 {
 		return fmt.Errorf("POOL_MAX_IDLE_PER_KEY and POOL_MAX_JOBS_PER_CONTAINER must not be negative")
 	}
+	if c.UploadBudgetBytes > 0 && int64(c.UploadBudgetBytes) < c.MaxProjectBytes {
+		return fmt.Errorf("UPLOAD_BUDGET_BYTES (%d) is below MAX_PROJECT_BYTES (%d): the largest upload could never be stored",
+			c.UploadBudgetBytes, c.MaxProjectBytes)
+	}
 	for name, token := range c.APITokens {
 		if token == c.APIToken || token == c.AdminToken {
 			return fmt.Errorf("API_TOKENS: client %q shares its token with API_TOKEN or ADMIN_TOKEN", name)
@@ -189,6 +212,28 @@ func (c Config) validate() error {
 	}
 	if c.JobRetention.D() < 24*time.Hour {
 		return fmt.Errorf("JOB_RETENTION must be at least 24h: jobs stay pollable that long")
+	}
+	return nil
+}
+
+// DefaultHTTPAddr is where the API listens when HTTP_ADDR is unset: without an
+// admin token every route is open, so it binds to loopback only.
+func DefaultHTTPAddr(adminToken string) string {
+	if adminToken == "" {
+		return "127.0.0.1:5001"
+	}
+	return ":5001"
+}
+
+// CheckAPI refuses access control that would leave the API half open: deployment
+// tokens without an admin token guard the deployment routes while the dashboard,
+// monitoring and admin routes stay open to anyone. Only the API checks it: workers
+// and `deployer submit` read API_TOKEN as a client's token.
+func (c Config) CheckAPI() error {
+	if c.AdminToken == "" && (c.APIToken != "" || len(c.APITokens) > 0) {
+		return errors.New("API_TOKEN or API_TOKENS is set but ADMIN_TOKEN is not: deployments would need a token " +
+			"while the dashboard, monitoring and admin routes stayed open to anyone; set ADMIN_TOKEN too " +
+			"(or neither, for a development set-up on loopback)")
 	}
 	return nil
 }
@@ -239,6 +284,23 @@ func (c *Clients) Decode(s string) error {
 		out[name] = token
 	}
 	*c = out
+	return nil
+}
+
+// ByteBudget is a size as ByteSize reads it, or 0 (off).
+type ByteBudget int64
+
+// Decode implements envconfig.Decoder.
+func (b *ByteBudget) Decode(s string) error {
+	if strings.TrimSpace(s) == "0" {
+		*b = 0
+		return nil
+	}
+	var n ByteSize
+	if err := n.Decode(s); err != nil {
+		return fmt.Errorf("%q is not a size such as 512m, or 0 (off)", strings.TrimSpace(s))
+	}
+	*b = ByteBudget(n)
 	return nil
 }
 

@@ -114,7 +114,7 @@ var allVars = []string{
 	"MAX_PROJECT_BYTES", "NETWORKS_FILE", "WORKER_ID", "WORKER_CONCURRENCY",
 	"JOB_TIMEOUT", "JOB_RETENTION", "JOB_MAX_RETRY", "SHUTDOWN_TIMEOUT", "JOB_MEMORY",
 	"JOB_CPUS", "JOB_PIDS", "BASE_IMAGE", "TOOLCHAIN_DIR", "LOG_LEVEL", "DEPLOYER_API",
-	"API_TOKEN",
+	"API_TOKEN", "API_TOKENS", "ADMIN_TOKEN", "UPLOAD_BUDGET_BYTES", "LOG_BUDGET_BYTES",
 }
 
 // cleanEnv unsets every variable Load reads, for the test only.
@@ -138,7 +138,9 @@ func TestLoadDefaults(t *testing.T) {
 		got, want any
 	}{
 		{"Instance", c.Instance, "default"},
-		{"HTTPAddr", c.HTTPAddr, ":5001"},
+		{"HTTPAddr", c.HTTPAddr, "127.0.0.1:5001"},
+		{"UploadBudgetBytes", c.UploadBudgetBytes, ByteBudget(512 << 20)},
+		{"LogBudgetBytes", c.LogBudgetBytes, ByteBudget(128 << 20)},
 		{"ProjectsRoot", c.ProjectsRoot, wd},
 		{"MaxProjectBytes", c.MaxProjectBytes, int64(20971520)},
 		{"WorkerConcurrency", c.WorkerConcurrency, 4},
@@ -212,6 +214,9 @@ func TestLoadRefused(t *testing.T) {
 		{"concurrency zero", map[string]string{"WORKER_CONCURRENCY": "0"}, "WORKER_CONCURRENCY"},
 		{"concurrency not a number", map[string]string{"WORKER_CONCURRENCY": "four"}, "WORKER_CONCURRENCY"},
 		{"max project bytes zero", map[string]string{"MAX_PROJECT_BYTES": "0"}, "MAX_PROJECT_BYTES"},
+		{"upload budget bad", map[string]string{"UPLOAD_BUDGET_BYTES": "lots"}, "UPLOAD_BUDGET_BYTES"},
+		{"log budget negative", map[string]string{"LOG_BUDGET_BYTES": "-1"}, "LOG_BUDGET_BYTES"},
+		{"upload budget below one upload", map[string]string{"UPLOAD_BUDGET_BYTES": "1m", "MAX_PROJECT_BYTES": "2097152"}, "UPLOAD_BUDGET_BYTES"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -251,6 +256,91 @@ func TestValidInstance(t *testing.T) {
 	for _, tt := range tests {
 		if got := validInstance(tt.in); got != tt.ok {
 			t.Errorf("validInstance(%q) = %v, want %v", tt.in, got, tt.ok)
+		}
+	}
+}
+
+// Without an admin token every route is open, so the API listens on loopback unless
+// told otherwise; with one, on every interface. An explicit HTTP_ADDR is honoured.
+func TestHTTPAddrDependsOnAdminToken(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"no admin token", nil, "127.0.0.1:5001"},
+		{"an API token alone", map[string]string{"API_TOKEN": "t"}, "127.0.0.1:5001"},
+		{"admin token", map[string]string{"ADMIN_TOKEN": "a"}, ":5001"},
+		{"explicit, open", map[string]string{"HTTP_ADDR": "0.0.0.0:7000"}, "0.0.0.0:7000"},
+		{"explicit, with admin token", map[string]string{"HTTP_ADDR": "127.0.0.1:7000", "ADMIN_TOKEN": "a"}, "127.0.0.1:7000"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cleanEnv(t)
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			c, err := Load()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.HTTPAddr != tt.want {
+				t.Errorf("HTTPAddr = %q, want %q", c.HTTPAddr, tt.want)
+			}
+		})
+	}
+}
+
+// Deployment tokens without an admin token would leave the dashboard and admin
+// routes open while deployments need a token: the API refuses to start, saying why
+// and never repeating a token.
+func TestCheckAPI(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		c    Config
+		ok   bool
+	}{
+		{"no tokens", Config{}, true},
+		{"admin token alone", Config{AdminToken: "a"}, true},
+		{"both", Config{AdminToken: "a", APIToken: "secret-api"}, true},
+		{"named clients with admin", Config{AdminToken: "a", APITokens: Clients{"alice": "secret-alice"}}, true},
+		{"API token alone", Config{APIToken: "secret-api"}, false},
+		{"named clients alone", Config{APITokens: Clients{"alice": "secret-alice"}}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.c.CheckAPI()
+			if (err == nil) != tt.ok {
+				t.Fatalf("CheckAPI = %v, want ok=%t", err, tt.ok)
+			}
+			if err == nil {
+				return
+			}
+			if !strings.Contains(err.Error(), "ADMIN_TOKEN") || strings.Contains(err.Error(), "secret") {
+				t.Errorf("error %q: names no ADMIN_TOKEN, or repeats a token", err)
+			}
+		})
+	}
+}
+
+func TestByteBudgetDecode(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want ByteBudget
+		ok   bool
+	}{
+		{"0", 0, true},
+		{" 0 ", 0, true},
+		{"512m", 512 << 20, true},
+		{"1g", 1 << 30, true},
+		{"1000", 1000, true},
+		{"", 0, false},
+		{"-1", 0, false},
+		{"off", 0, false},
+		{"2gb", 0, false},
+	} {
+		var b ByteBudget
+		err := b.Decode(tt.in)
+		if (err == nil) != tt.ok || (tt.ok && b != tt.want) {
+			t.Errorf("Decode(%q) = %d, %v; want %d, ok=%t", tt.in, b, err, tt.want, tt.ok)
 		}
 	}
 }
