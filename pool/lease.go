@@ -15,8 +15,14 @@ import (
 // A lease lives leaseTTL after its owner last renewed it; owners renew every
 // renewEvery, so a live worker's leases never lapse and a dead one's do.
 const (
-	leaseTTL    = 60 * time.Second
-	renewEvery  = 15 * time.Second
+	leaseTTL   = 60 * time.Second
+	renewEvery = 15 * time.Second
+	// renewRetry is how soon a renewal that found Redis out of reach is tried
+	// again: leases lapse during a long outage, and must be back as soon as Redis is.
+	renewRetry = time.Second
+	// orphanGrace is how long after a Redis outage lapsed leases are not taken for
+	// orphans: their owners renew again within renewRetry.
+	orphanGrace = 2 * renewEvery
 	reapEvery   = 30 * time.Second
 	leaseIdle   = "idle"
 	leaseBusy   = "busy"
@@ -32,6 +38,7 @@ func (p *Pool) setLease(ctx context.Context, m *member, state, job string) {
 	m.lease = v
 	p.mu.Unlock()
 	if err := p.rdb.Set(ctx, p.leaseKey(m.id), v, leaseTTL).Err(); err != nil {
+		p.sawRedisFail()
 		p.log.Warn("could not record a container lease", "container", m.name, "error", err)
 	}
 }
@@ -125,6 +132,12 @@ func (p *Pool) removeOrphans(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	if at := p.redisFailed.Load(); at != 0 && time.Since(time.Unix(0, at)) < orphanGrace {
+		// Every worker's leases may have lapsed while Redis was out of reach; their
+		// owners write them again within renewRetry of its return.
+		p.log.Debug("not looking for orphaned containers so soon after a Redis outage")
+		return nil, nil
+	}
 	var removed []string
 	for _, c := range cs {
 		if p.mine(c.ID) || time.Since(c.Created) < p.orphanAfter {
@@ -132,6 +145,7 @@ func (p *Pool) removeOrphans(ctx context.Context) ([]string, error) {
 		}
 		_, _, held, err := p.lease(ctx, c.ID)
 		if err != nil {
+			p.sawRedisFail()
 			return removed, err
 		}
 		if held {
@@ -146,3 +160,6 @@ func (p *Pool) removeOrphans(ctx context.Context) ([]string, error) {
 	}
 	return removed, nil
 }
+
+// sawRedisFail records that Redis was out of reach just now.
+func (p *Pool) sawRedisFail() { p.redisFailed.Store(time.Now().UnixNano()) }

@@ -102,6 +102,10 @@ type Pool struct {
 	// resetWait is defaultResetWait (tests lengthen it, so that a slow machine's
 	// reset does not change what they check).
 	resetWait time.Duration
+	// redisFailed is when (unix nanoseconds) the pool last found Redis out of
+	// reach: leases that lapsed in an outage are not orphans until their owners
+	// had time to write them again.
+	redisFailed atomic.Int64
 }
 
 // New returns an empty pool.

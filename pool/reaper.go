@@ -41,7 +41,7 @@ func (r *reaper) exec() {
 // Start runs the pool's background duties (the renewer and the reaper); the
 // function it returns stops them.
 func (p *Pool) Start(wg *sync.WaitGroup) func() {
-	rn := newRenewer(renewerParams{pool: p, interval: renewEvery})
+	rn := newRenewer(renewerParams{pool: p, interval: renewEvery, retry: renewRetry})
 	rp := newReaper(reaperParams{pool: p, interval: reapEvery})
 	rn.start(wg)
 	rp.start(wg)

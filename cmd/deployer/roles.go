@@ -52,28 +52,14 @@ const projectTTL = 24 * time.Hour
 
 // runRoles wires and runs the roles until ctx ends, then stops them all.
 func runRoles(ctx context.Context, cfg config.Config, log *slog.Logger, roles role) error {
-	redisURL := cfg.RedisURL
-	if redisURL == "" {
-		if roles != roleAPI|roleWorker|roleScheduler {
-			return errors.New("REDIS_URL is required (only `deployer all` embeds a Redis)")
-		}
-		srv, err := localredis.Start()
-		if err != nil {
-			return fmt.Errorf("embedded redis: %w", err)
-		}
-		defer srv.Close()
-		redisURL = srv.URL()
-		log.Info("started embedded Redis (miniredis); set REDIS_URL to share one between processes", "addr", srv.Addr())
-	}
-	redisOpt, err := asynq.ParseRedisURI(redisURL)
+	conn, err := openRedis(ctx, cfg, roles, log)
 	if err != nil {
-		return fmt.Errorf("REDIS_URL: %w", err)
+		return err
 	}
-	ropt, err := redis.ParseURL(redisURL)
-	if err != nil {
-		return fmt.Errorf("REDIS_URL: %w", err)
-	}
-	rdb := redis.NewClient(ropt)
+	// Deferred first, so run last: the roles drain into Redis before it stops.
+	defer conn.close()
+	redisOpt, durable := conn.asynq, conn.durable
+	rdb := redis.NewClient(conn.opts)
 	defer rdb.Close()
 	nets, err := networks.Load(cfg.NetworksFile)
 	if err != nil {
@@ -96,7 +82,7 @@ func runRoles(ctx context.Context, cfg config.Config, log *slog.Logger, roles ro
 		}()
 	}
 	if roles&roleWorker != 0 {
-		w, closeWorker, err := newWorker(ctx, cfg, rdb, redisOpt, ns, nets, log)
+		w, closeWorker, err := newWorker(ctx, cfg, rdb, redisOpt, durable, ns, nets, log)
 		if err != nil {
 			return err
 		}
@@ -104,10 +90,6 @@ func runRoles(ctx context.Context, cfg config.Config, log *slog.Logger, roles ro
 		run("worker", w.Run)
 	}
 	if roles&roleAPI != 0 {
-		ln, err := net.Listen("tcp", cfg.HTTPAddr)
-		if err != nil {
-			return fmt.Errorf("HTTP_ADDR: %w", err)
-		}
 		a, err := producer.New(producer.Config{
 			ProjectsRoot:    cfg.ProjectsRoot,
 			MaxProjectBytes: cfg.MaxProjectBytes,
@@ -124,7 +106,7 @@ func runRoles(ctx context.Context, cfg config.Config, log *slog.Logger, roles ro
 			MonitoringReadOnly: cfg.MonitoringReadOnly,
 			JobTimeout:         cfg.JobTimeout.D(),
 			JobRetention:       cfg.JobRetention.D(),
-			DurableRedis:       cfg.RedisURL != "",
+			DurableRedis:       durable,
 			NetworkSecrets:     roles&roleWorker != 0,
 			JobMaxRetry:        cfg.JobMaxRetry,
 
@@ -134,12 +116,18 @@ func runRoles(ctx context.Context, cfg config.Config, log *slog.Logger, roles ro
 			CompileCacheEnabled: cfg.CompileCacheEnabled,
 			CompileCacheTTL:     cfg.CompileCacheTTL.D(),
 			SolcVersions:        cfg.SolcVersions,
+
+			UploadBudget: int64(cfg.UploadBudgetBytes),
+			LogBudget:    int64(cfg.LogBudgetBytes),
 		}, rdb, redisOpt, ns, nets, log.With("component", "api"))
 		if err != nil {
-			ln.Close()
 			return fmt.Errorf("api: %w", err)
 		}
 		defer a.Close()
+		ln, err := net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			return fmt.Errorf("HTTP_ADDR: %w", err)
+		}
 		run("api", func(ctx context.Context) error { return a.Serve(ctx, ln) })
 	}
 	if roles&roleScheduler != 0 {
@@ -161,8 +149,56 @@ func runRoles(ctx context.Context, cfg config.Config, log *slog.Logger, roles ro
 	return errors.Join(all...)
 }
 
+// redisConn is how the roles reach the installation's Redis.
+type redisConn struct {
+	opts  *redis.Options
+	asynq asynq.RedisConnOpt
+	// durable says the Redis keeps its state through a crash: remote networks need
+	// that.
+	durable bool
+	// close stops the embedded Redis.
+	close func()
+}
+
+// openRedis returns REDIS_URL's Redis, or, for `deployer all` without it, starts the
+// embedded one in DATA_DIR.
+func openRedis(ctx context.Context, cfg config.Config, roles role, log *slog.Logger) (redisConn, error) {
+	if cfg.RedisURL != "" {
+		aopt, err := asynq.ParseRedisURI(cfg.RedisURL)
+		if err != nil {
+			return redisConn{}, fmt.Errorf("REDIS_URL: %w", err)
+		}
+		ropt, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			return redisConn{}, fmt.Errorf("REDIS_URL: %w", err)
+		}
+		return redisConn{opts: ropt, asynq: aopt, durable: true, close: func() {}}, nil
+	}
+	if roles != roleAPI|roleWorker|roleScheduler {
+		return redisConn{}, errors.New("REDIS_URL is required (only `deployer all` embeds a Redis)")
+	}
+	srv, err := localredis.Open(ctx, localredis.Config{Dir: cfg.DataDir}, log.With("component", "redis"))
+	if err != nil {
+		return redisConn{}, fmt.Errorf("embedded redis: %w", err)
+	}
+	ropt := srv.Options()
+	return redisConn{
+		opts:    ropt,
+		asynq:   asynq.RedisClientOpt{Network: ropt.Network, Addr: ropt.Addr, Password: ropt.Password},
+		durable: srv.Durable(),
+		close: func() {
+			// The roles' context is over by now: the stop gets its own time.
+			sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if err := srv.Close(sctx); err != nil {
+				log.Error("embedded redis did not stop cleanly", "error", err)
+			}
+		},
+	}, nil
+}
+
 // newWorker connects to this host's engine and wires a worker.
-func newWorker(ctx context.Context, cfg config.Config, rdb *redis.Client, redisOpt asynq.RedisConnOpt,
+func newWorker(ctx context.Context, cfg config.Config, rdb *redis.Client, redisOpt asynq.RedisConnOpt, durable bool,
 	ns tasks.Namespace, nets networks.Set, log *slog.Logger) (*worker.Worker, func(), error) {
 	eng, err := docker.New(ctx, cfg.Instance)
 	if err != nil {
@@ -240,20 +276,19 @@ func newWorker(ctx context.Context, cfg config.Config, rdb *redis.Client, redisO
 		Compiles:   compiles,
 		Compilers:  store,
 		Uploads:    projects.NewStore(rdb, ns, projectTTL),
-		Rules:      jobs.Rules{Networks: nets, Durable: cfg.RedisURL != "", Secrets: true},
+		Rules:      jobs.Rules{Networks: nets, Durable: durable, Secrets: true},
 		Senders:    gateway.NewSenders(seed),
 		Journals:   gateway.Journals{RDB: rdb, Key: ns.JournalKey, TTL: cfg.JobRetention.D()},
 		Locks:      locks,
 		Namespace:  ns,
 		Redact:     red,
 	}, deployment.Config{
-		WorkerID:     id,
-		ProjectsRoot: cfg.ProjectsRoot,
-		Limits:       projects.DefaultLimits,
-		Memory:       int64(cfg.JobMemory),
-		NanoCPUs:     int64(cfg.JobCPUs * 1e9),
-		Pids:         cfg.JobPids,
-		Timeout:      cfg.JobTimeout.D(),
+		WorkerID: id,
+		Limits:   projects.DefaultLimits,
+		Memory:   int64(cfg.JobMemory),
+		NanoCPUs: int64(cfg.JobCPUs * 1e9),
+		Pids:     cfg.JobPids,
+		Timeout:  cfg.JobTimeout.D(),
 	})
 	w := worker.New(worker.Config{
 		ID:              id,
