@@ -11,12 +11,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"net/url"
 	"os"
 	"regexp"
 	"sort"
 	"strings"
+	"syscall"
 )
 
 // Types of network.
@@ -309,7 +311,7 @@ func Parse(b []byte, getenv func(string) string) (Set, error) {
 		}
 		if n.DeployerKeyFile != "" {
 			// Unreadable until deployed to: Available says so then.
-			if b, err := os.ReadFile(n.DeployerKeyFile); err == nil {
+			if b, err := readKeyFile(n.DeployerKeyFile); err == nil {
 				n.deployerKey = strings.TrimSpace(string(b))
 			}
 		}
@@ -337,6 +339,28 @@ func Parse(b []byte, getenv func(string) string) (Set, error) {
 		set.byName[n.Name] = n
 	}
 	return set, nil
+}
+
+// maxKeyFile bounds a key file: a key is 66 characters, with room for
+// whitespace. A path naming a device or a pipe by mistake must not hang or
+// fill the process.
+const maxKeyFile = 4 << 10
+
+// readKeyFile reads a deployer key file: a regular file, at most maxKeyFile bytes.
+func readKeyFile(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	return io.ReadAll(io.LimitReader(f, maxKeyFile))
 }
 
 func strictDecode(b []byte, v any) error {
