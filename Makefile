@@ -5,7 +5,7 @@ GO      ?= go
 BIN     := bin/deployer
 GOFILES := $(shell find . -name '*.go' -not -path './.toolchain/*')
 
-.PHONY: all setup build image demo test lint unit e2e bench bench-cache bench-pool bench-compile bench-hardhat clean
+.PHONY: all setup build image demo test lint unit e2e fuzz faults load bench bench-cache bench-pool bench-compile bench-hardhat clean
 
 all: build
 
@@ -28,8 +28,12 @@ demo: setup build
 
 # Every test, against the real engine, anvil, forge and redis-server. Under CI=true a
 # missing dependency fails the run instead of skipping.
+# Then a short run of each fuzz target past its corpus, and last, alone, the faults
+# that restart the machine's Docker engine.
 test: setup lint
 	$(GO) test -count=1 -timeout 40m ./...
+	$(MAKE) fuzz FUZZTIME=10s
+	$(MAKE) faults
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
@@ -43,6 +47,24 @@ unit:
 
 e2e: setup
 	$(GO) test -count=1 -v ./e2e/
+
+# Each fuzz target past its corpus (testdata/fuzz), FUZZTIME each; failures found
+# land in the corpus, to be committed with their fix.
+FUZZTIME ?= 1m
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDeployRequest$$' -fuzztime $(FUZZTIME) ./producer/
+	$(GO) test -run '^$$' -fuzz '^FuzzInspectArchive$$' -fuzztime $(FUZZTIME) ./projects/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./networks/
+
+# Restarts dockerd under a running deployer: never beside other tests.
+faults: setup
+	$(GO) test -count=1 -tags faults -run '^TestDockerdRestartMidRun$$' -timeout 20m -v ./e2e/
+
+# LOAD_JOBS deployments (1000) queued against two workers; prints the API's
+# latencies and the workers' memory (a 50-job run is part of make test).
+LOAD_JOBS ?= 1000
+load: setup
+	LOAD_JOBS=$(LOAD_JOBS) $(GO) test -count=1 -run '^TestLoad$$' -timeout 60m -v ./e2e/
 
 # Benchmarks print the baseline and ours side by side, with the ratio.
 bench: bench-cache bench-pool bench-compile bench-hardhat

@@ -133,6 +133,9 @@ type stackOpts struct {
 	networks string
 	// bin replaces the deployer binary (one built with fault hooks).
 	bin string
+	// dataDir runs `deployer all` on its embedded Redis, kept in this DATA_DIR,
+	// instead of on a redis-server of the test's.
+	dataDir string
 }
 
 // ownStack starts a deployer of the test's own (for tests that stop it), stopped at
@@ -181,7 +184,9 @@ func startStack(opts stackOpts) (*stack, error) {
 		s.instance = testenv.Instance("e2e")
 	}
 	s.ns = tasks.Namespace{Instance: s.instance}
-	if s.redisURL == "" {
+	if opts.dataDir != "" {
+		s.redisURL = "unix://" + filepath.Join(opts.dataDir, "redis.sock")
+	} else if s.redisURL == "" {
 		redisURL, stopRedis, err := testenv.StartRedis()
 		if err != nil {
 			return nil, err
@@ -230,6 +235,10 @@ func startStack(opts stackOpts) (*stack, error) {
 		// The tests send many deployments from one address; the limit has its own test.
 		"RATE_LIMIT=0",
 	)
+	if opts.dataDir != "" {
+		// The last value of a variable wins.
+		s.cmd.Env = append(s.cmd.Env, "REDIS_URL=", "DATA_DIR="+opts.dataDir)
+	}
 	s.cmd.Env = append(s.cmd.Env, opts.env...)
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
 	if err := s.cmd.Start(); err != nil {
@@ -240,8 +249,9 @@ func startStack(opts stackOpts) (*stack, error) {
 		return nil, err
 	}
 	s.rdb = redis.NewClient(opt)
-	aopt, _ := asynq.ParseRedisURI(redisURL)
-	s.insp = asynq.NewInspector(aopt)
+	// From go-redis's options, which take a unix:// URL (the embedded Redis's).
+	s.insp = asynq.NewInspector(asynq.RedisClientOpt{Network: opt.Network, Addr: opt.Addr,
+		Username: opt.Username, Password: opt.Password, DB: opt.DB, TLSConfig: opt.TLSConfig})
 	s.client = client.New(s.url, "")
 	switch role {
 	case "worker":
