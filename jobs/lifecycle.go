@@ -70,11 +70,15 @@ type Runner struct {
 	redact     func(string) string
 	log        *slog.Logger
 	cancelPoll time.Duration
+	// recordFor bounds how long an outcome is tried again while Redis is out of
+	// reach; recordRetry is the first wait between tries.
+	recordFor, recordRetry time.Duration
 }
 
 // NewRunner returns the runner of a worker.
 func NewRunner(store *Store, worker string, redact func(string) string, log *slog.Logger) *Runner {
-	return &Runner{store: store, worker: worker, redact: redact, log: log, cancelPoll: 250 * time.Millisecond}
+	return &Runner{store: store, worker: worker, redact: redact, log: log, cancelPoll: 250 * time.Millisecond,
+		recordFor: 10 * time.Minute, recordRetry: 100 * time.Millisecond}
 }
 
 // errCancelRequested ends a job's context when its user canceled it.
@@ -165,12 +169,36 @@ func (r *Runner) message(err error) string {
 	return msg
 }
 
-// finish records the outcome; a record that already ended stays as it was.
+// finish records the outcome; a record that already ended stays as it was. The
+// outcome is tried again while Redis is out of reach (the work is done, and a job
+// whose end is not recorded would show running for ever, or run again), up to
+// recordFor, backing off to a few seconds between tries.
 func (r *Runner) finish(ctx context.Context, log *slog.Logger, id string, o Outcome) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := r.store.Finish(ctx, id, o, time.Now()); err != nil {
-		log.Warn("could not record the outcome", "status", o.Status, "error", err)
+	at := time.Now()
+	deadline := at.Add(r.recordFor)
+	wait := r.recordRetry
+	for tries := 1; ; tries++ {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		err := r.store.Finish(fctx, id, o, at)
+		cancel()
+		switch {
+		case err == nil:
+			if tries > 1 {
+				log.Info("outcome recorded", "status", o.Status, "tries", tries)
+			}
+			return
+		case errors.Is(err, ErrFinal), errors.Is(err, ErrNotFound):
+			log.Warn("outcome not recorded", "status", o.Status, "error", err)
+			return
+		case time.Now().Add(wait).After(deadline):
+			log.Error("could not record the outcome; giving up", "status", o.Status, "tries", tries, "error", err)
+			return
+		}
+		if tries == 1 {
+			log.Warn("could not record the outcome; trying again until Redis answers", "status", o.Status, "error", err)
+		}
+		time.Sleep(wait)
+		wait = min(wait*2, 5*time.Second)
 	}
 }
 

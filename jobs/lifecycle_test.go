@@ -270,3 +270,31 @@ func TestRunnerCutsHugeMessages(t *testing.T) {
 		t.Error("a secret survived the cut")
 	}
 }
+
+// A job that ends while Redis is out of reach has its end recorded once Redis is
+// back: it never stays running.
+func TestRunnerRecordsTheEndAfterAnOutage(t *testing.T) {
+	s, mr := newStore(t)
+	r := NewRunner(s, "w1", func(m string) string { return m }, quiet)
+	r.recordRetry = 10 * time.Millisecond
+	create(t, s, "j1")
+	back := make(chan struct{})
+	v, err := r.Run(context.Background(), "j1", Attempt{MaxRetry: 3}, func(ctx context.Context, rep Reporter) (Report, error) {
+		mr.Close()
+		go func() {
+			defer close(back)
+			time.Sleep(300 * time.Millisecond)
+			if err := mr.Restart(); err != nil {
+				t.Error(err)
+			}
+		}()
+		return Report{Result: &Result{ChainID: 1}}, nil
+	})
+	<-back
+	if v != Ended || err != nil {
+		t.Fatalf("verdict %v, %v", v, err)
+	}
+	if j := get(t, s, "j1"); j.Status != Completed || j.Result == nil {
+		t.Errorf("after the outage the job is %s (%+v)", j.Status, j.Result)
+	}
+}
