@@ -3,9 +3,11 @@
 package client
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/deployer-dev/deployer/api"
 	"github.com/deployer-dev/deployer/hardhat"
+	"github.com/deployer-dev/deployer/jobs"
 	"github.com/deployer-dev/deployer/projects"
 )
 
@@ -142,29 +145,171 @@ func (c *Client) Cancel(ctx context.Context, id string) (api.Job, error) {
 	return out, err
 }
 
-// Wait polls a job until it ends or ctx does, calling progress on every change.
+// Wait follows the job until it ends, telling progress of each change once.
 func (c *Client) Wait(ctx context.Context, id string, progress func(api.Job)) (api.Job, error) {
-	var last string
-	interval := 50 * time.Millisecond
-	for {
-		j, err := c.Job(ctx, id)
-		if err != nil {
+	return c.Follow(ctx, id, Handlers{Progress: progress})
+}
+
+// Handlers hear of a followed job.
+type Handlers struct {
+	// Progress hears of each change of the job's status or step, once.
+	Progress func(api.Job)
+	// Output receives the job's output (redacted) as it comes.
+	Output func(text string)
+}
+
+// Follow follows the job's events (GET /deploy/<id>/events) until it ends, and
+// returns it as it ended. A dropped stream is resumed after the last event seen
+// (Last-Event-ID), so that nothing is told twice or missed; an API that cannot
+// stream is long-polled instead.
+func (c *Client) Follow(ctx context.Context, id string, h Handlers) (api.Job, error) {
+	j, err := c.Job(ctx, id)
+	if err != nil {
+		return j, err
+	}
+	var told string
+	tell := func(j api.Job) {
+		if key := string(j.Status) + "|" + j.Step; key != told && h.Progress != nil {
+			told = key
+			h.Progress(j)
+		}
+	}
+	tell(j)
+	if j.Status.Final() {
+		return j, nil
+	}
+	last := ""
+	for failures := 0; ; {
+		before := last
+		end, err := c.stream(ctx, id, &last, func(typ, data string) {
+			switch typ {
+			case "step":
+				var ev struct{ Step string }
+				if json.Unmarshal([]byte(data), &ev) == nil {
+					st := jobs.Running
+					if ev.Step == "requeued" {
+						st = jobs.Queued
+					}
+					j.Status, j.Step = st, ev.Step
+					tell(j)
+				}
+			case "log":
+				var ev struct{ Text string }
+				if json.Unmarshal([]byte(data), &ev) == nil && h.Output != nil {
+					h.Output(ev.Text)
+				}
+			}
+		})
+		if end != nil {
+			tell(*end)
+			return *end, nil
+		}
+		if ctx.Err() != nil {
+			return j, ctx.Err()
+		}
+		if last != before {
+			// The stream dropped after news: resume at once after the last of it.
+			failures = 0
+			continue
+		}
+		// No stream (an API restarting, a proxy): the long poll answers meanwhile,
+		// and says whether the job ended.
+		failures++
+		var se *StatusError
+		if errors.As(err, &se) && se.Code != http.StatusServiceUnavailable && se.Code < 500 {
 			return j, err
 		}
-		if key := string(j.Status) + "|" + j.Step; key != last && progress != nil {
-			last = key
-			progress(j)
+		polled, perr := c.poll(ctx, id, min(time.Duration(failures)*time.Second, 10*time.Second))
+		if perr == nil {
+			tell(polled)
+			if polled.Status.Final() {
+				return polled, nil
+			}
+			j = polled
+		} else if ctx.Err() != nil {
+			return j, ctx.Err()
 		}
-		if j.Status.Final() {
-			return j, nil
-		}
+	}
+}
+
+// poll long-polls the job for up to wait.
+func (c *Client) poll(ctx context.Context, id string, wait time.Duration) (api.Job, error) {
+	var j api.Job
+	err := c.do(ctx, http.MethodGet, "/deploy/"+id+"?wait="+wait.String(), "", nil, http.StatusOK, &j)
+	if err != nil {
+		// Not even an answer: wait before the next try, as the poll would have.
 		select {
 		case <-ctx.Done():
-			return j, ctx.Err()
-		case <-time.After(interval):
+		case <-time.After(wait):
 		}
-		interval = min(interval*2, 500*time.Millisecond)
 	}
+	return j, err
+}
+
+// stream reads one connection of the job's events, calling on for each, and updates
+// last to the id of the last event read. It returns the job when the end came.
+func (c *Client) stream(ctx context.Context, id string, last *string, on func(typ, data string)) (*api.Job, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/deploy/"+id+"/events", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	if *last != "" {
+		req.Header.Set("Last-Event-ID", *last)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	// The client's own timeout would cut a stream that lasts as long as its job.
+	resp, err := (&http.Client{Transport: c.http.Transport}).Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		var e api.Error
+		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			return nil, &StatusError{Code: resp.StatusCode, Message: e.Error}
+		}
+		return nil, &StatusError{Code: resp.StatusCode, Message: strings.TrimSpace(string(b))}
+	}
+	sc := bufio.NewScanner(resp.Body)
+	// A log event carries up to the worker's batch of output, its lines cut at 64 KiB.
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	var evID, typ, data string
+	for sc.Scan() {
+		line := sc.Text()
+		field, value, _ := strings.Cut(line, ":")
+		value = strings.TrimPrefix(value, " ")
+		switch {
+		case line == "":
+			if typ == "end" {
+				var j api.Job
+				if err := json.Unmarshal([]byte(data), &j); err != nil {
+					return nil, fmt.Errorf("the job's end: %w", err)
+				}
+				return &j, nil
+			}
+			if typ != "" {
+				on(typ, data)
+			}
+			if evID != "" {
+				*last = evID
+			}
+			evID, typ, data = "", "", ""
+		case field == "id":
+			evID = value
+		case field == "event":
+			typ = value
+		case field == "data":
+			data = value
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	return nil, io.ErrUnexpectedEOF
 }
 
 func isHardhat(dir string) bool {

@@ -125,13 +125,11 @@ type Report = jobs.Report
 // job; any other is ours (engine, Redis, chain) and worth a retry. The report's
 // timings and cache fields are filled as far as the job got, even on failure.
 func (d *Deployer) Run(ctx context.Context, p tasks.Deploy, rep Reporter, log *slog.Logger) (r Report, err error) {
-	start := time.Now()
-	if !p.EnqueuedAt.IsZero() {
-		r.Timings.Queue = start.Sub(p.EnqueuedAt).Milliseconds()
-	}
-	defer func() { r.Timings.Total = time.Since(start).Milliseconds() + r.Timings.Queue }()
-	j := &job{d: d, p: p, rep: rep, log: log, r: &r, users: newBudget(d.cfg.Timeout)}
+	j := &job{d: d, p: p, rep: rep, log: log, r: &r, users: newBudget(d.cfg.Timeout), clock: newStopwatch(p.EnqueuedAt, time.Now())}
 	err = j.run(ctx)
+	within := r.Timings.Within
+	r.Timings = j.clock.timings()
+	r.Timings.Within = within
 	return r, err
 }
 
@@ -143,6 +141,8 @@ type job struct {
 	log   *slog.Logger
 	r     *Report
 	users *budget
+	// clock charges the job's time to its phases.
+	clock *stopwatch
 
 	proj       *project
 	img        imagecache.Resolved
@@ -165,20 +165,29 @@ type job struct {
 }
 
 func (j *job) run(ctx context.Context) error {
-	steps := []func(context.Context) error{
-		j.prepare, j.resolveImage, j.prepareCompilers, j.ensureChain, j.lookupCompiled, j.openContainer, j.compile, j.deploy,
+	type step struct {
+		phase string
+		run   func(context.Context) error
+	}
+	steps := []step{
+		{phaseProject, j.prepare}, {phaseImage, j.resolveImage}, {phaseImage, j.prepareCompilers},
+		{phaseChain, j.ensureChain}, {phaseProject, j.lookupCompiled}, {phaseContainer, j.openContainer},
+		{phaseCompile, j.compile}, {phaseDeploy, j.deploy},
 	}
 	if j.hardhat() {
 		// Hardhat's compilers are known once its config ran (in the container), and
 		// its dependencies are installed first.
-		steps = []func(context.Context) error{
-			j.prepare, j.resolveImage, j.installDeps, j.ensureChain, j.openContainer, j.probeCompilers,
-			j.lookupCompiled, j.restoreCompiled, j.compile, j.deploy,
+		steps = []step{
+			{phaseProject, j.prepare}, {phaseImage, j.resolveImage}, {phaseDeps, j.installDeps},
+			{phaseChain, j.ensureChain}, {phaseContainer, j.openContainer}, {phaseCompile, j.probeCompilers},
+			{phaseProject, j.lookupCompiled}, {phaseCopy, j.restoreCompiled}, {phaseCompile, j.compile},
+			{phaseDeploy, j.deploy},
 		}
 	}
 	defer j.close(ctx)
-	for _, step := range steps {
-		if err := step(ctx); err != nil {
+	for _, st := range steps {
+		j.clock.enter(st.phase)
+		if err := st.run(ctx); err != nil {
 			return err
 		}
 	}
@@ -187,14 +196,15 @@ func (j *job) run(ctx context.Context) error {
 
 // close gives back what the job held.
 func (j *job) close(ctx context.Context) {
+	j.clock.enter(phaseRelease)
 	if j.box != nil {
 		j.stopRelay()
-		j.r.Timings.Forge = j.box.forge.Milliseconds()
+		j.r.Timings.Within.Forge = j.box.forge.Milliseconds()
 		j.box.release(ctx)
 	}
 	if j.gw != nil {
 		cost, _ := j.gw.Cost()
-		j.r.Timings.Gateway = (j.relayWait + cost).Milliseconds()
+		j.r.Timings.Within.Gateway = (j.relayWait + cost).Milliseconds()
 	}
 	j.mu.Lock()
 	for _, unlock := range j.unlocks {
@@ -243,7 +253,6 @@ func (j *job) prepare(ctx context.Context) error {
 }
 
 func (j *job) resolveImage(ctx context.Context) error {
-	t := time.Now()
 	err := j.step(ctx, "resolving runner image", j.d.cfg.Steps.Image, func(ctx context.Context) (err error) {
 		images, ok := j.d.Images[j.p.Framework]
 		if !ok {
@@ -252,7 +261,6 @@ func (j *job) resolveImage(ctx context.Context) error {
 		j.img, err = images.Resolve(ctx)
 		return err
 	})
-	j.r.Timings.Image = time.Since(t).Milliseconds()
 	j.r.Cache.ImageHit = j.img.Hit
 	return err
 }
@@ -300,8 +308,6 @@ func (j *job) lookupCompiled(ctx context.Context) error {
 	if !j.d.Compiles.Enabled() {
 		return nil
 	}
-	t := time.Now()
-	defer func() { j.r.Timings.Compile += time.Since(t).Milliseconds() }()
 	return j.step(ctx, "looking up compile cache", j.d.cfg.Steps.Project, func(ctx context.Context) error {
 		opts := j.packOptions()
 		replace := maps.Clone(opts.Replace)
@@ -325,7 +331,6 @@ func (j *job) lookupCompiled(ctx context.Context) error {
 // openContainer leases the job's container (the service's step) and copies the
 // project in (the user's: its size is theirs).
 func (j *job) openContainer(ctx context.Context) error {
-	t := time.Now()
 	err := j.step(ctx, "starting container", j.d.cfg.Steps.Container, func(ctx context.Context) error {
 		mounts := []engine.Mount{{Volume: j.d.Compilers.Volume(), Target: compilers.Mount, ReadOnly: true}}
 		env := append(foundry.Env(projectDir, workDir+"/"+dataDirName), foundry.EnvList(j.proj.plan.Target.Env)...)
@@ -344,6 +349,7 @@ func (j *job) openContainer(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	j.clock.enter(phaseCopy)
 	// The relay starts while the project is copied in; the script waits for it.
 	j.startRelay(ctx)
 	j.r.Cache.ContainerReused = j.box.c.Reused()
@@ -351,7 +357,6 @@ func (j *job) openContainer(ctx context.Context) error {
 	err = j.users.run(ctx, "copying project", func(ctx context.Context) error {
 		return j.box.copyProject(ctx, j.proj.dir, j.d.cfg.Limits, j.packOptions(), j.cached, j.layout())
 	})
-	j.r.Timings.Container = time.Since(t).Milliseconds()
 	return err
 }
 
@@ -364,7 +369,6 @@ func (j *job) compile(ctx context.Context) error {
 	}
 	j.rep.Step("compiling")
 	t := time.Now()
-	defer func() { j.r.Timings.Compile += time.Since(t).Milliseconds() }()
 	return j.users.run(ctx, "compiling", func(ctx context.Context) error {
 		if j.hardhat() {
 			if err := j.box.compileHardhat(ctx, newOutput(j.rep, j.d.Redact)); err != nil {
@@ -387,8 +391,6 @@ func (j *job) compile(ctx context.Context) error {
 // through the gateway.
 func (j *job) deploy(ctx context.Context) error {
 	net := j.proj.plan.Network
-	t := time.Now()
-	defer func() { j.r.Timings.Deploy = time.Since(t).Milliseconds() }()
 	sender := strings.ToLower(j.gw.Sender().Hex())
 	err := j.step(ctx, "connecting to "+net.Name, j.d.cfg.Steps.Container, func(ctx context.Context) error {
 		if err := j.waitRelay(ctx); err != nil {
@@ -452,6 +454,7 @@ func (j *job) deploy(ctx context.Context) error {
 		}
 		return err
 	}
+	j.clock.enter(phaseConfirm)
 	// What forge's files say is checked against what went through the gateway.
 	made.TxHashes = nil
 	for _, s := range sent {

@@ -109,7 +109,7 @@ func BenchmarkWarmHardhatDeployment(b *testing.B) {
 			b.Fatalf("a warm deployment missed a cache: %+v", j.Cache)
 		}
 		service += j.Timings.Total
-		inHardhat += j.Timings.Forge
+		inHardhat += j.Timings.Within.Forge
 		forHand += run("rm -rf ignition/deployments && node node_modules/hardhat/dist/src/cli.js --config byhand.config.ts ignition deploy ignition/modules/Counter.ts --network byhand").Milliseconds()
 	}
 	n := float64(b.N)

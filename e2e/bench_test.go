@@ -37,12 +37,12 @@ func BenchmarkWarmDeployment(b *testing.B) {
 			b.Fatalf("a warm deployment missed a cache: %+v", j.Cache)
 		}
 		withTotal += j.Timings.Total
-		withForge += j.Timings.Forge
-		withGateway += j.Timings.Gateway
+		withForge += j.Timings.Within.Forge
+		withGateway += j.Timings.Within.Gateway
 		j = without.deploy(b, req)
 		requireCompleted(b, j)
 		withoutTotal += j.Timings.Total
-		withoutForge += j.Timings.Forge
+		withoutForge += j.Timings.Within.Forge
 	}
 	n := float64(b.N)
 	w, wo := float64(withTotal)/n, float64(withoutTotal)/n

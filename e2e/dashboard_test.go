@@ -55,6 +55,23 @@ func TestDashboardInBrowser(t *testing.T) {
 			t.Errorf("the dashboard lacks %s", hook)
 		}
 	}
+	// A link to a job opens it, with its output, from the job's event stream.
+	logs, err := s.client.Logs(context.Background(), ok.JobID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := ""
+	for _, l := range strings.Split(logs, "\n") {
+		if l = strings.TrimSpace(l); len(l) > 12 && !strings.ContainsAny(l, "<>&\"'") {
+			line = l
+			break
+		}
+	}
+	opened := string(chromium(t, s.url+"/#job="+ok.JobID, "--dump-dom"))
+	if !strings.Contains(opened, `data-log-for="`+ok.JobID+`"`) || line == "" || !strings.Contains(opened, line) {
+		t.Errorf("the opened job does not show its output (%q) from its events", line)
+	}
+
 	dir := filepath.Join(testenv.RepoRoot(), "test-output")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)

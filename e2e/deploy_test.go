@@ -31,8 +31,17 @@ func TestDeployCounterByPath(t *testing.T) {
 	if len(j.Result.Contracts) != 1 || j.Result.Contracts[0].Name != "Counter" {
 		t.Errorf("contracts %+v", j.Result.Contracts)
 	}
-	if j.Timings == nil || j.Timings.Total <= 0 || j.Timings.Deploy <= 0 || j.Timings.Forge <= 0 || (j.Timings.Compile <= 0 && !j.Cache.CompileHit) {
+	if j.Timings == nil || j.Timings.Total <= 0 || j.Timings.Deploy <= 0 || j.Timings.Within.Forge <= 0 || (j.Timings.Compile <= 0 && !j.Cache.CompileHit) {
 		t.Errorf("timings %+v", j.Timings)
+	}
+	if j.Timings != nil {
+		var sum int64
+		for _, ph := range j.Timings.Phases() {
+			sum += ph.MS
+		}
+		if sum != j.Timings.Total {
+			t.Errorf("the phases add up to %d ms, the total is %d: %+v", sum, j.Timings.Total, j.Timings)
+		}
 	}
 	// The script increments the counter it deployed once: number() is 43.
 	if n := callUint(t, j.Result.RPCURL, j.Result.Contracts[0].Address, "0x8381f58a"); n != 43 {

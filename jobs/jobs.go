@@ -79,15 +79,54 @@ type Contract struct {
 	TxHash  string `json:"tx_hash"`
 }
 
-// Timings are milliseconds spent in each phase of a job.
+// Timings are the milliseconds of a job, from its enqueue until its worker records
+// how it ended, charged to one phase at a time: the phases add up to Total.
 type Timings struct {
-	Queue     int64 `json:"queue"`
-	Image     int64 `json:"image"`
+	// Queue is the wait for a worker to take the job.
+	Queue int64 `json:"queue"`
+	// Project is fetching, unpacking and checking the project, and hashing it for
+	// the compile cache.
+	Project int64 `json:"project"`
+	// Image is resolving the runner image and readying the compilers.
+	Image int64 `json:"image"`
+	// Deps is installing a Hardhat project's dependencies.
+	Deps int64 `json:"deps"`
+	// Chain is starting (or finding) the chain and opening the job's gateway.
+	Chain int64 `json:"chain"`
+	// Container is leasing the job's container.
 	Container int64 `json:"container"`
-	Compile   int64 `json:"compile"`
-	Deploy    int64 `json:"deploy"`
-	Total     int64 `json:"total"`
-	// Forge is the part of compile and deploy spent in forge itself.
+	// Copy is copying the project, and cached artifacts, into the container.
+	Copy int64 `json:"copy"`
+	// Compile is forge build (or Hardhat's), and storing what it made.
+	Compile int64 `json:"compile"`
+	// Deploy is the script (or forge create), waiting for the sender's turn, funding.
+	Deploy int64 `json:"deploy"`
+	// Confirm is checking on chain what the deployment made.
+	Confirm int64 `json:"confirm"`
+	// Release is handing the container back and closing the gateway.
+	Release int64 `json:"release"`
+	Total   int64 `json:"total"`
+	// Within are parts of the phases above, not phases of their own.
+	Within Within `json:"within"`
+}
+
+// Phase is one phase of a job's timings.
+type Phase struct {
+	Name string
+	MS   int64
+}
+
+// Phases lists the phases in the order a job goes through them; they add up to
+// Total.
+func (t Timings) Phases() []Phase {
+	return []Phase{{"queue", t.Queue}, {"project", t.Project}, {"image", t.Image}, {"deps", t.Deps},
+		{"chain", t.Chain}, {"container", t.Container}, {"copy", t.Copy}, {"compile", t.Compile},
+		{"deploy", t.Deploy}, {"confirm", t.Confirm}, {"release", t.Release}}
+}
+
+// Within are the parts of a job's phases spent in particular programs.
+type Within struct {
+	// Forge is the time spent in forge (or Hardhat) itself, compiling and deploying.
 	Forge int64 `json:"forge"`
 	// Gateway is what the job's gateway added: waiting for its relay to listen, and
 	// its own work on requests beyond the chain's answers.
@@ -129,9 +168,10 @@ func NewStore(rdb redis.UniversalClient, ns tasks.Namespace, retention time.Dura
 	return &Store{rdb: rdb, ns: ns, retention: retention}
 }
 
-func (s *Store) key(id string) string     { return s.ns.JobKey(id) }
-func (s *Store) logsKey(id string) string { return s.ns.JobLogsKey(id) }
-func (s *Store) recentKey() string        { return s.ns.RecentJobsKey() }
+func (s *Store) key(id string) string       { return s.ns.JobKey(id) }
+func (s *Store) logsKey(id string) string   { return s.ns.JobLogsKey(id) }
+func (s *Store) eventsKey(id string) string { return s.ns.JobEventsKey(id) }
+func (s *Store) recentKey() string          { return s.ns.RecentJobsKey() }
 
 // recentMax bounds the index of recent jobs the dashboard lists.
 const recentMax = 1000
@@ -165,7 +205,7 @@ func (s *Store) Create(ctx context.Context, j Job) error {
 
 // Delete removes a record, for a job whose enqueue failed.
 func (s *Store) Delete(ctx context.Context, id string) error {
-	return s.rdb.Del(ctx, s.key(id), s.logsKey(id)).Err()
+	return s.rdb.Del(ctx, s.key(id), s.logsKey(id), s.eventsKey(id)).Err()
 }
 
 // Recent lists the ids of the newest jobs, newest first.
@@ -210,27 +250,36 @@ func parseTime(s string) time.Time {
 	return t
 }
 
-// setUnlessFinal writes fields unless the record is missing or final. It answers 1
-// when it wrote, 0 when the record is final, -1 when there is none.
+// setUnlessFinal writes fields unless the record is missing or final, and adds the
+// change's event to the job's stream (KEYS[2]) in the same step, so that a follower
+// sees every change the record went through, the end last. It answers 1 when it
+// wrote, 0 when the record is final, -1 when there is none.
+//
+// ARGV: 1 to count an attempt, the event's type (” for none) and data, the stream's
+// TTL (s), then the fields.
 var setUnlessFinal = redis.NewScript(`
 local s = redis.call('HGET', KEYS[1], 'status')
 if not s then return -1 end
 if s == 'completed' or s == 'failed' or s == 'canceled' then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
 if ARGV[1] == '1' then redis.call('HINCRBY', KEYS[1], 'attempts', 1) end
+if ARGV[2] ~= '' then
+  redis.call('XADD', KEYS[2], '*', 'type', ARGV[2], 'data', ARGV[3])
+  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[4]))
+end
 return 1
 `)
 
 // ErrFinal says the job already reached a final state.
 var ErrFinal = errors.New("job already finished")
 
-func (s *Store) set(ctx context.Context, id string, attempt bool, fields ...any) error {
+func (s *Store) set(ctx context.Context, id string, attempt bool, ev Event, fields ...any) error {
 	flag := "0"
 	if attempt {
 		flag = "1"
 	}
-	args := append([]any{flag}, fields...)
-	n, err := setUnlessFinal.Run(ctx, s.rdb, []string{s.key(id)}, args...).Int()
+	args := append([]any{flag, ev.Type, ev.Data, int(s.retention.Seconds())}, fields...)
+	n, err := setUnlessFinal.Run(ctx, s.rdb, []string{s.key(id), s.eventsKey(id)}, args...).Int()
 	if err != nil {
 		return fmt.Errorf("update job %s: %w", id, err)
 	}
@@ -246,23 +295,23 @@ func (s *Store) set(ctx context.Context, id string, attempt bool, fields ...any)
 // Start marks the job running on a worker and counts the attempt. It returns
 // ErrFinal when the job already ended (a retry of a job that completed, say).
 func (s *Store) Start(ctx context.Context, id, worker string, at time.Time) error {
-	return s.set(ctx, id, true, "status", string(Running), "worker", worker,
+	return s.set(ctx, id, true, Event{Type: EventStep, Data: "starting"}, "status", string(Running), "worker", worker,
 		"started_at", at.UTC().Format(time.RFC3339Nano), "step", "starting")
 }
 
 // Requeued marks a job that goes back to its queue (its worker shut down).
 func (s *Store) Requeued(ctx context.Context, id string) error {
-	return s.set(ctx, id, false, "status", string(Queued), "step", "requeued")
+	return s.set(ctx, id, false, Event{Type: EventStep, Data: "requeued"}, "status", string(Queued), "step", "requeued")
 }
 
 // SetStep records what a running job does now, for progress lines.
 func (s *Store) SetStep(ctx context.Context, id, step string) error {
-	return s.set(ctx, id, false, "step", step)
+	return s.set(ctx, id, false, Event{Type: EventStep, Data: step}, "step", step)
 }
 
 // SetContainer records the container a running job runs in.
 func (s *Store) SetContainer(ctx context.Context, id, container string) error {
-	return s.set(ctx, id, false, "container", container)
+	return s.set(ctx, id, false, Event{}, "container", container)
 }
 
 // Finish records how the job ended, unless it already ended: a record is final once.
@@ -283,7 +332,7 @@ func (s *Store) Finish(ctx context.Context, id string, o Outcome, at time.Time) 
 		}
 		fields = append(fields, "result", b)
 	}
-	if err := s.set(ctx, id, false, fields...); err != nil {
+	if err := s.set(ctx, id, false, Event{Type: EventEnd, Data: string(o.Status)}, fields...); err != nil {
 		return err
 	}
 	// Counted once, by whoever ended the job: the record is final now.
@@ -322,11 +371,12 @@ func (s *Store) Outcomes(ctx context.Context) (map[string]map[Status]int64, erro
 // RequestCancel flags the job for cancellation; the worker running it (or the next
 // one to pick it up) ends it canceled.
 func (s *Store) RequestCancel(ctx context.Context, id string) error {
-	return s.set(ctx, id, false, "cancel", "1")
+	return s.set(ctx, id, false, Event{}, "cancel", "1")
 }
 
 // appendCapped appends to a job's output until it reaches the cap, then notes the
-// truncation once. With a budget (KEYS[2], the client's counter of the window) it
+// truncation once, and adds what it appended to the job's stream of events (KEYS[2]).
+// With a budget (KEYS[3], the client's counter of the window) it
 // also keeps no more than the client has left, charges what it keeps, and notes once
 // that the budget is spent: the log ending with that note stops it growing.
 //
@@ -337,12 +387,12 @@ local cap = tonumber(ARGV[2])
 local cur = redis.call('STRLEN', KEYS[1])
 if cur >= cap then return 0 end
 local data, note = ARGV[1], ''
-if #KEYS > 1 then
+if #KEYS > 2 then
   local spent = ARGV[7]
   if cur >= string.len(spent) and redis.call('GETRANGE', KEYS[1], -string.len(spent), -1) == spent then
     return 0
   end
-  local left = tonumber(ARGV[5]) - tonumber(redis.call('GET', KEYS[2]) or '0')
+  local left = tonumber(ARGV[5]) - tonumber(redis.call('GET', KEYS[3]) or '0')
   if string.len(data) > left then
     data, note = string.sub(data, 1, math.max(left, 0)), spent
   end
@@ -351,12 +401,16 @@ local room = cap - cur - string.len(ARGV[3])
 if string.len(data) > room then
   data, note = string.sub(data, 1, math.max(room, 0)), ARGV[3]
 end
-if #KEYS > 1 and string.len(data) > 0 then
-  redis.call('INCRBY', KEYS[2], string.len(data))
-  redis.call('EXPIREAT', KEYS[2], tonumber(ARGV[6]))
+if #KEYS > 2 and string.len(data) > 0 then
+  redis.call('INCRBY', KEYS[3], string.len(data))
+  redis.call('EXPIREAT', KEYS[3], tonumber(ARGV[6]))
 end
 redis.call('APPEND', KEYS[1], data .. note)
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
+if string.len(data .. note) > 0 then
+  redis.call('XADD', KEYS[2], '*', 'type', 'log', 'data', data .. note)
+  redis.call('EXPIRE', KEYS[2], tonumber(ARGV[4]))
+end
 return 1
 `)
 
@@ -421,7 +475,7 @@ func (s *Store) AppendLogs(ctx context.Context, id string, p []byte) error {
 	if len(p) == 0 {
 		return nil
 	}
-	keys := []string{s.logsKey(id)}
+	keys := []string{s.logsKey(id), s.eventsKey(id)}
 	args := []any{p, LogCap, truncatedNote, int(s.retention.Seconds())}
 	b, err := s.logBudget(ctx, id)
 	if err != nil {

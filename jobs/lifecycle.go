@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -111,6 +112,8 @@ func (r *Runner) Run(ctx context.Context, id string, a Attempt, work Work) (Verd
 	started := time.Now()
 	rec := &recorder{store: r.store, id: id, log: log}
 	report, err := work(jctx, rec)
+	// The output before the end: a follower sees the end last.
+	rec.flush()
 	out := Outcome{Result: report.Result, Timings: report.Timings, Cache: report.Cache}
 	switch {
 	case err == nil:
@@ -219,7 +222,10 @@ func (r *Runner) watchCancel(ctx context.Context, id string, cancel context.Canc
 	}
 }
 
-// recorder writes a running job's progress and output to its record.
+// recorder writes a running job's progress and output to its record. Output is
+// gathered for up to flushEvery (or flushBytes) and written at once: a line at a
+// time, a chatty script would wait on Redis once per line. A step flushes what was
+// gathered first, so that the record's events keep their order.
 type recorder struct {
 	store *Store
 	id    string
@@ -227,9 +233,22 @@ type recorder struct {
 	// step is the last step reported; the work calls the recorder from the
 	// attempt's own goroutine.
 	step string
+
+	// mu guards buf and timer; wmu orders the writes.
+	mu    sync.Mutex
+	buf   []byte
+	timer *time.Timer
+	wmu   sync.Mutex
 }
 
+// How long and how much output the recorder gathers before it writes.
+const (
+	flushEvery = 50 * time.Millisecond
+	flushBytes = 32 << 10
+)
+
 func (r *recorder) Step(step string) {
+	r.flush()
 	r.step = step
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -248,6 +267,33 @@ func (r *recorder) Container(id string, reused bool) {
 }
 
 func (r *recorder) Output(p []byte) {
+	r.mu.Lock()
+	r.buf = append(r.buf, p...)
+	full := len(r.buf) >= flushBytes
+	if !full && r.timer == nil {
+		r.timer = time.AfterFunc(flushEvery, r.flush)
+	}
+	r.mu.Unlock()
+	if full {
+		r.flush()
+	}
+}
+
+// flush writes the output gathered so far.
+func (r *recorder) flush() {
+	r.wmu.Lock()
+	defer r.wmu.Unlock()
+	r.mu.Lock()
+	p := r.buf
+	r.buf = nil
+	if r.timer != nil {
+		r.timer.Stop()
+		r.timer = nil
+	}
+	r.mu.Unlock()
+	if len(p) == 0 {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := r.store.AppendLogs(ctx, r.id, p); err != nil {

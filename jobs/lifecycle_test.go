@@ -298,3 +298,57 @@ func TestRunnerRecordsTheEndAfterAnOutage(t *testing.T) {
 		t.Errorf("after the outage the job is %s (%+v)", j.Status, j.Result)
 	}
 }
+
+// Output is gathered and written in few writes, yet a follower reads the job's
+// events in the order they happened: output before the step that follows it, and
+// the end last.
+func TestRunnerEventsKeepTheirOrder(t *testing.T) {
+	r, s := newRunner(t)
+	create(t, s, "j1")
+	ctx := context.Background()
+	_, err := r.Run(ctx, "j1", Attempt{MaxRetry: 3}, func(ctx context.Context, rep Reporter) (Report, error) {
+		rep.Step("compiling")
+		for i := range 100 {
+			rep.Output([]byte(strings.Repeat("x", i%7) + "\n"))
+		}
+		rep.Step("deploying")
+		rep.Output([]byte("sent\n"))
+		return Report{Result: &Result{}}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, err := s.Events(ctx, "j1", "", 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	logs := 0
+	var text strings.Builder
+	for _, ev := range evs {
+		if ev.Type == EventLog {
+			logs++
+			text.WriteString(ev.Data)
+			if len(got) == 0 || got[len(got)-1] != "log" {
+				got = append(got, "log")
+			}
+			continue
+		}
+		got = append(got, ev.Type+" "+ev.Data)
+	}
+	want := "step starting|step compiling|log|step deploying|log|end completed"
+	if strings.Join(got, "|") != want {
+		t.Errorf("events %q, want %q", strings.Join(got, "|"), want)
+	}
+	if logs > 10 {
+		t.Errorf("101 lines of output took %d writes", logs)
+	}
+	if stored, _ := s.Logs(ctx, "j1"); text.String() != string(stored) {
+		t.Errorf("the events' output differs from the log")
+	}
+	// Resuming after an event gives what followed it.
+	after, err := s.Events(ctx, "j1", evs[len(evs)-2].ID, 0, 10)
+	if err != nil || len(after) != 1 || after[0].Type != EventEnd {
+		t.Errorf("after the last log event: %+v (%v)", after, err)
+	}
+}

@@ -72,26 +72,60 @@ func waitParam(c echo.Context) (time.Duration, error) {
 }
 
 // awaitEnd reads the job's record until the job ended or wait passed (or the client
-// left), and returns it as it then is, and whether it ended.
+// left), and returns it as it then is, and whether it ended. Between two reads it
+// waits for the job's next event, so that it answers as soon as the job ends; when
+// every follower's connection is taken, it reads every pollEvery instead.
 func (a *API) awaitEnd(ctx context.Context, id string, wait time.Duration) (jobs.Job, bool, error) {
 	deadline := time.Now().Add(wait)
+	follow := a.follow.slots.TryAcquire(1)
+	if follow {
+		defer a.follow.slots.Release(1)
+	}
+	last := ""
 	for {
+		if follow && last == "" {
+			// Before the record is read: an end written after the read is an event
+			// after this one.
+			var err error
+			if last, err = a.follow.store.LastEventID(ctx, id); err != nil {
+				follow = false
+			}
+		}
 		j, err := a.jobs.Get(ctx, id)
 		if err != nil || j.Status.Final() {
 			return j, err == nil, err
 		}
 		// The record may say queued while asynq archived the task (a worker refused
-		// it): the status users see is what ends the wait.
-		if st, _ := j.Effective(a.taskState(j.Queue, j.ID)); st.Final() || time.Now().After(deadline) {
+		// it): the status users see is what ends the wait. No event says that: the
+		// wait for events is cut to a second.
+		left := time.Until(deadline)
+		if st, _ := j.Effective(a.taskState(j.Queue, j.ID)); st.Final() || left <= 0 {
 			return j, st.Final(), nil
+		}
+		if follow {
+			evs, err := a.follow.store.Events(ctx, id, last, min(left, time.Second), eventBatch)
+			if err == nil {
+				if len(evs) > 0 {
+					last = evs[len(evs)-1].ID
+				}
+				continue
+			}
+			if ctx.Err() != nil {
+				return j, false, nil
+			}
+			follow = false
 		}
 		select {
 		case <-ctx.Done():
 			return j, false, nil
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(pollEvery):
 		}
 	}
 }
+
+// pollEvery is how often a long poll reads a job's record when it cannot wait for
+// its events.
+const pollEvery = 100 * time.Millisecond
 
 // view is the job as the API answers it: its record, with the status and error the
 // record and its task's state say together.

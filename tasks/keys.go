@@ -43,6 +43,10 @@ func (n Namespace) JobKey(id string) string { return n.key("job", id) }
 // JobLogsKey is a job's output.
 func (n Namespace) JobLogsKey(id string) string { return n.key("job", id, "logs") }
 
+// JobEventsKey is a job's stream of events (steps, output, its end), which the API
+// relays to clients that follow the job.
+func (n Namespace) JobEventsKey(id string) string { return n.key("job", id, "events") }
+
 // RecentJobsKey indexes jobs by creation time, for the dashboard.
 func (n Namespace) RecentJobsKey() string { return n.key("jobs", "recent") }
 

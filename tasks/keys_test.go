@@ -18,6 +18,7 @@ func TestNamesAreStable(t *testing.T) {
 		{MaintenanceRunID(MaintenanceImageExpiry, 1700000000), "maintenance:run:image-expiry:1700000000"},
 		{ns.JobKey("j1"), "deployer:prod-2:job:j1"},
 		{ns.JobLogsKey("j1"), "deployer:prod-2:job:j1:logs"},
+		{ns.JobEventsKey("j1"), "deployer:prod-2:job:j1:events"},
 		{ns.RecentJobsKey(), "deployer:prod-2:jobs:recent"},
 		{ns.OutcomesKey(), "deployer:prod-2:stats:outcomes"},
 		{ns.JobLogBudgetKey("j1"), "deployer:prod-2:job:j1:log-budget"},

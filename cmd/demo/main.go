@@ -205,14 +205,12 @@ func printSideBySide(js []api.Job) {
 	if js[0].Framework == "hardhat" {
 		row("dependencies installed", func(j api.Job) string { return fmt.Sprint(j.Cache != nil && !j.Cache.DepsHit) })
 	}
-	row("queue", ms(func(t *jobs.Timings) int64 { return t.Queue }))
-	row("image", ms(func(t *jobs.Timings) int64 { return t.Image }))
-	row("container", ms(func(t *jobs.Timings) int64 { return t.Container }))
-	row("compile", ms(func(t *jobs.Timings) int64 { return t.Compile }))
-	row("deploy", ms(func(t *jobs.Timings) int64 { return t.Deploy }))
+	for i, ph := range (jobs.Timings{}).Phases() {
+		row(ph.Name, ms(func(t *jobs.Timings) int64 { return t.Phases()[i].MS }))
+	}
 	row("total", ms(func(t *jobs.Timings) int64 { return t.Total }))
-	row("  of which forge/hardhat", ms(func(t *jobs.Timings) int64 { return t.Forge }))
-	row("  of which the gateway", ms(func(t *jobs.Timings) int64 { return t.Gateway }))
+	row("  within: forge/hardhat", ms(func(t *jobs.Timings) int64 { return t.Within.Forge }))
+	row("  within: the gateway", ms(func(t *jobs.Timings) int64 { return t.Within.Gateway }))
 	row("chain", func(j api.Job) string {
 		if j.Result == nil {
 			return "-"

@@ -47,6 +47,7 @@ func submit(ctx context.Context, cfg config.Config, args []string) error {
 	params := fs.String("parameters", "", "a JSON file of Ignition parameters, for a Hardhat project")
 	timeout := fs.Duration("timeout", 15*time.Minute, "how long to wait for the job")
 	asJSON := fs.Bool("json", false, "print the job as JSON")
+	showLogs := fs.Bool("logs", false, "print the job's output on stderr as it comes")
 	var argv stringList
 	fs.Var(&argv, "arg", "an argument, repeated for several: the script's (with -sig), or the constructor's (with -contract)")
 	fs.Usage = func() {
@@ -87,13 +88,18 @@ func submit(ctx context.Context, cfg config.Config, args []string) error {
 		return fmt.Errorf("deploy: %w", err)
 	}
 	start := time.Now()
-	final, err := c.Wait(ctx, job.JobID, func(j api.Job) {
+	h := client.Handlers{Progress: func(j api.Job) {
 		step := ""
 		if j.Step != "" {
 			step = ": " + j.Step
 		}
 		fmt.Fprintf(os.Stderr, "[%5.1fs] job %s %s%s\n", time.Since(start).Seconds(), j.JobID, j.Status, step)
-	})
+	}}
+	if *showLogs {
+		h.Output = func(text string) { fmt.Fprint(os.Stderr, text) }
+	}
+	// The job's events, as they come: no polling.
+	final, err := c.Follow(ctx, job.JobID, h)
 	if err != nil {
 		return fmt.Errorf("job %s: %w", job.JobID, err)
 	}
@@ -122,8 +128,13 @@ func printJob(j api.Job) {
 		}
 	}
 	if t := j.Timings; t != nil {
-		fmt.Printf("timings (ms): queue %d, image %d, container %d, compile %d, deploy %d, total %d\n",
-			t.Queue, t.Image, t.Container, t.Compile, t.Deploy, t.Total)
+		var parts []string
+		for _, ph := range t.Phases() {
+			if ph.MS > 0 {
+				parts = append(parts, fmt.Sprintf("%s %d", ph.Name, ph.MS))
+			}
+		}
+		fmt.Printf("timings (ms): %s; total %d (forge %d, gateway %d)\n", strings.Join(parts, ", "), t.Total, t.Within.Forge, t.Within.Gateway)
 	}
 	if c := j.Cache; c != nil {
 		fmt.Printf("cache: image hit %t, container reused %t, compile hit %t\n", c.ImageHit, c.ContainerReused, c.CompileHit)

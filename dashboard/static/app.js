@@ -8,7 +8,8 @@
   const FETCH_TIMEOUT_MS = 15000;
   const SVGNS = 'http://www.w3.org/2000/svg';
   const FINAL = new Set(['completed', 'failed', 'canceled']);
-  const PHASES = ['queue', 'image', 'container', 'compile', 'deploy'];
+  // The phases of timings_ms, in order; they add up to its total.
+  const PHASES = ['queue', 'project', 'image', 'deps', 'chain', 'container', 'copy', 'compile', 'deploy', 'confirm', 'release'];
   const MIN_SLOTS = 16; // the chart keeps room for this many bars, newest on the right
 
   const state = {
@@ -20,6 +21,7 @@
     inflight: false,
     timer: 0,
     expanded: new Set(), // job ids whose detail row is open
+    logs: new Map(),     // job id -> {text, source, ended}: the live log of an open job
     logScale: false,
     pendingRender: false,
   };
@@ -528,7 +530,7 @@
       str(j.job_id) + ' · ' + (str(j.status) || 'unknown') + ' · ' + WARMTH[w].label,
       'total ' + fmtMs(t.total),
       PHASES.map((p) => p + ' ' + fmtMs(t[p])).join(' · '),
-      'forge ' + fmtMs(t.forge) + ' (part of compile and deploy)',
+      'forge ' + fmtMs(obj(t.within).forge) + ' (part of compile and deploy)',
     ];
     if (c) {
       lines.push('image ' + (c.image_hit ? 'cached' : 'built') + ' · container ' + (c.container_reused ? 'reused' : 'new') +
@@ -740,8 +742,8 @@
     if (!total) return null;
     return h('div', { class: 'phases' },
       h('div', { class: 'phase-bar' }, PHASES.map((p, i) => vals[i] ? h('span', { class: 'ph ph-' + p, style: 'width:' + (vals[i] / total * 100).toFixed(2) + '%', title: p + ' ' + fmtMs(vals[i]) }) : null)),
-      h('div', { class: 'phase-legend' }, PHASES.map((p, i) => h('span', { class: 'pl' }, h('span', { class: 'sw ph-' + p }), p + ' ', h('b', null, fmtMs(vals[i])))),
-        h('span', { class: 'pl' }, 'forge ', h('b', null, fmtMs(t.forge))), h('span', { class: 'pl' }, 'total ', h('b', null, fmtMs(t.total)))));
+      h('div', { class: 'phase-legend' }, PHASES.map((p, i) => vals[i] ? h('span', { class: 'pl' }, h('span', { class: 'sw ph-' + p }), p + ' ', h('b', null, fmtMs(vals[i]))) : null),
+        h('span', { class: 'pl' }, 'forge ', h('b', null, fmtMs(obj(t.within).forge))), h('span', { class: 'pl' }, 'total ', h('b', null, fmtMs(t.total)))));
   }
 
   function kv(label, value) {
@@ -773,8 +775,73 @@
       str(j.error) ? h('pre', { class: 'err-full' }, str(j.error)) : null,
       cs.length ? table('tbl-mini', ['contract', 'address', 'transaction'], cs.map((c) => h('tr', null,
         h('td', null, str(c.name)), h('td', null, mono(str(c.address))), h('td', null, mono(str(c.tx_hash)))))) : null,
-      r && str(r.rpc_url) ? h('div', { class: 'muted small' }, 'RPC ', mono(str(r.rpc_url))) : null);
+      r && str(r.rpc_url) ? h('div', { class: 'muted small' }, 'RPC ', mono(str(r.rpc_url))) : null,
+      liveLog(str(j.job_id)));
     return h('tr', { class: 'detail', 'data-detail-for': str(j.job_id) }, h('td', { colspan: cols }, h('div', { class: 'detail-grid' }, left, right)));
+  }
+
+  // ---------------------------------------------------------------- live log
+
+  // LOG_MAX bounds the output a page keeps per job (the service keeps 1 MiB).
+  const LOG_MAX = 256 * 1024;
+
+  // followJob opens the job's event stream (GET /deploy/<id>/events): its output as
+  // it comes, and, for a finished job, all of it; the stream ends with the job. The
+  // browser reconnects by itself, sending the last event's id.
+  function followJob(id) {
+    if (state.logs.has(id) || typeof EventSource !== 'function') return;
+    const log = { text: '', source: null, ended: false };
+    state.logs.set(id, log);
+    const es = new EventSource('/deploy/' + encodeURIComponent(id) + '/events');
+    log.source = es;
+    es.addEventListener('log', (ev) => {
+      try { log.text += str(obj(JSON.parse(ev.data)).text); } catch (e) { return; }
+      if (log.text.length > LOG_MAX) log.text = '…' + log.text.slice(log.text.length - LOG_MAX);
+      paintLog(id);
+    });
+    es.addEventListener('end', () => {
+      log.ended = true;
+      es.close();
+      paintLog(id);
+      refreshSoon();
+    });
+    es.addEventListener('error', () => {
+      // A stream the server closed after the end, or one that will not open: the
+      // browser would retry for ever.
+      if (log.ended || es.readyState === EventSource.CLOSED) { es.close(); paintLog(id); }
+    });
+  }
+
+  function unfollowJob(id) {
+    const log = state.logs.get(id);
+    if (log && log.source) log.source.close();
+    state.logs.delete(id);
+  }
+
+  function liveLog(id) {
+    followJob(id);
+    const log = state.logs.get(id);
+    if (!log) return null;
+    const pre = h('pre', { class: 'live-log', 'data-log-for': id });
+    fillLog(pre, log);
+    return h('div', { class: 'live-log-box' }, h('div', { class: 'muted small' }, log.ended ? 'output' : 'output (live)'), pre);
+  }
+
+  function fillLog(pre, log) {
+    const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+    pre.textContent = log.text || (log.ended ? 'no output' : 'waiting for output…');
+    if (atEnd) pre.scrollTop = pre.scrollHeight;
+  }
+
+  function paintLog(id) {
+    const log = state.logs.get(id);
+    const pre = document.querySelector('pre[data-log-for="' + cssEscape(id) + '"]');
+    if (log && pre) fillLog(pre, log);
+  }
+
+  // refreshSoon fetches the overview now rather than at its next tick: a job ended.
+  function refreshSoon() {
+    if (!state.inflight) refresh();
   }
 
   // The URL names the job opened last (#job=<id>), so that it can be shared.
@@ -788,6 +855,7 @@
   function toggleJob(id) {
     if (state.expanded.has(id)) {
       state.expanded.delete(id);
+      unfollowJob(id);
       setHash(state.expanded.size ? [...state.expanded].pop() : '');
     } else {
       state.expanded.add(id);
@@ -1180,11 +1248,9 @@
       render();
       if (!state.scrolledToHash) {
         state.scrolledToHash = true;
+        // A shared link opens its job, with its output.
         const m = /^#job=(.+)$/.exec(location.hash);
-        if (m) {
-          const row = document.querySelector('tr[data-job-id="' + cssEscape(safeDecode(m[1])) + '"]');
-          if (row) row.scrollIntoView({ block: 'center' });
-        }
+        if (m && document.querySelector('tr[data-job-id="' + cssEscape(safeDecode(m[1])) + '"]')) openJob(safeDecode(m[1]));
       }
     } catch (e) {
       state.error = str(e && e.message) || 'could not refresh';
