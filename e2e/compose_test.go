@@ -30,7 +30,7 @@ func TestComposeFileValidates(t *testing.T) {
 		"redis:", "appendonly", "redis-data:/data",
 		"api:", "worker:", "scheduler:", "image: deployer:latest",
 		"/var/run/docker.sock:/var/run/docker.sock", "CHAIN_RPC_VIA: network",
-		"name: deployer-network", "ADMIN_TOKEN: compose-test-admin",
+		"name: deployer-network", "ADMIN_TOKEN: compose-test-admin", "METRICS_ADDR: :9101",
 	} {
 		if !strings.Contains(cfg, want) {
 			t.Errorf("docker-compose config lacks %q:\n%s", want, cfg)

@@ -15,7 +15,10 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	asynqmetrics "github.com/hibiken/asynq/x/metrics"
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/deployer-dev/deployer/api"
@@ -27,6 +30,7 @@ import (
 	"github.com/deployer-dev/deployer/internal/heartbeat"
 	"github.com/deployer-dev/deployer/internal/redact"
 	"github.com/deployer-dev/deployer/jobs"
+	"github.com/deployer-dev/deployer/metrics"
 	"github.com/deployer-dev/deployer/networks"
 	"github.com/deployer-dev/deployer/projects"
 	"github.com/deployer-dev/deployer/tasks"
@@ -66,6 +70,9 @@ type Config struct {
 	LogBudget    int64
 	// Timeouts bound the connections (zero fields: defaultTimeouts).
 	Timeouts Timeouts
+	// Metrics is the process's registry, served on /metrics; the API adds its own
+	// metrics and the queues'. Nil: no /metrics.
+	Metrics *prometheus.Registry
 }
 
 // API serves the HTTP API.
@@ -88,6 +95,10 @@ type API struct {
 	redisOpt      asynq.RedisConnOpt
 	log           *slog.Logger
 	echo          *echo.Echo
+	// follow serves the clients that follow jobs' events.
+	follow *followers
+	// metrics is nil without a registry.
+	metrics *metrics.API
 }
 
 // New returns the API. rdb and redisOpt name the same Redis.
@@ -114,6 +125,10 @@ func New(cfg Config, rdb redis.UniversalClient, redisOpt asynq.RedisConnOpt, ns 
 		log:           log,
 	}
 	a.fanout = fanout.New(a.client, a.inspector, a.beats)
+	a.follow = newFollowers(rdb, a.jobs)
+	if cfg.Metrics != nil {
+		a.metrics = metrics.NewAPI(cfg.Metrics, asynqmetrics.NewQueueMetricsCollector(a.inspector))
+	}
 	e, err := a.routes()
 	if err != nil {
 		a.Close()
@@ -128,7 +143,7 @@ func (a *API) Handler() http.Handler { return a.echo }
 
 // Close releases the API's Redis clients.
 func (a *API) Close() error {
-	return errors.Join(a.client.Close(), a.inspector.Close())
+	return errors.Join(a.client.Close(), a.inspector.Close(), a.follow.close(a.rdb))
 }
 
 // Serve serves on ln until ctx ends, then stops accepting and lets requests in
@@ -180,6 +195,7 @@ func (a *API) routes() (*echo.Echo, error) {
 	dep.POST("/deploy", a.deploy, rateLimit("deployments", acc.RateLimit, acc.RateLimitBurst), jsonBody)
 	dep.GET("/deploy/:id", a.getJob)
 	dep.GET("/deploy/:id/logs", a.getLogs)
+	dep.GET("/deploy/:id/events", a.jobEvents)
 	dep.DELETE("/deploy/:id", a.cancelJob)
 
 	// Everything else: the admin token, from a program or a browser. The admin
@@ -197,6 +213,9 @@ func (a *API) routes() (*echo.Echo, error) {
 	adm.GET("/", a.dashboardPage)
 	adm.GET(dashboard.StaticPrefix+"*", echo.WrapHandler(dashboard.Static()))
 	adm.GET("/dashboard/api/overview", a.overview)
+	if a.cfg.Metrics != nil {
+		adm.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(a.cfg.Metrics, promhttp.HandlerOpts{})))
+	}
 	mon := a.monitoring()
 	adm.Any("/monitoring", mon, jsonBody)
 	adm.Any("/monitoring/*", mon, jsonBody)
@@ -250,8 +269,14 @@ func (a *API) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			c.Error(err)
 		}
+		d := time.Since(start)
 		a.log.Debug("request", "method", c.Request().Method, "path", c.Request().URL.Path,
-			"status", c.Response().Status, "duration", time.Since(start))
+			"status", c.Response().Status, "duration", d)
+		route := c.Path()
+		if route == "" {
+			route = "unmatched"
+		}
+		a.metrics.ObserveRequest(route, c.Request().Method, c.Response().Status, d)
 		return nil
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/deployer-dev/deployer/internal/heartbeat"
 	"github.com/deployer-dev/deployer/internal/redact"
 	"github.com/deployer-dev/deployer/jobs"
+	"github.com/deployer-dev/deployer/metrics"
 	"github.com/deployer-dev/deployer/networks"
 	"github.com/deployer-dev/deployer/pool"
 	"github.com/deployer-dev/deployer/tasks"
@@ -49,6 +50,8 @@ type Deps struct {
 	Chains   *chains.Supervisor
 	Networks networks.Set
 	Redact   *redact.Redactor
+	// Metrics hears of every attempt; nil records nothing.
+	Metrics *metrics.Deployments
 }
 
 // Worker is one worker process's share of the work.
@@ -69,6 +72,7 @@ type Worker struct {
 	chains   *chains.Supervisor
 	networks networks.Set
 	log      *slog.Logger
+	metrics  *metrics.Deployments
 	// Scheduled runs are sent on to every engine or worker.
 	client    *asynq.Client
 	inspector *asynq.Inspector
@@ -83,7 +87,7 @@ type Worker struct {
 // New returns a worker. It does not start until Run.
 func New(cfg Config, redisOpt asynq.RedisConnOpt, ns tasks.Namespace, d Deps, log *slog.Logger) *Worker {
 	w := &Worker{cfg: cfg, ns: ns, eng: d.Engine, beats: d.Beats, deployer: d.Deployer,
-		images: d.Images, pool: d.Pool, compiles: d.Compiles, chains: d.Chains, networks: d.Networks, log: log.With("worker_id", cfg.ID)}
+		images: d.Images, pool: d.Pool, compiles: d.Compiles, chains: d.Chains, networks: d.Networks, metrics: d.Metrics, log: log.With("worker_id", cfg.ID)}
 	w.runner = jobs.NewRunner(d.Jobs, cfg.ID, d.Redact.String, w.log)
 	w.client, w.inspector = asynq.NewClient(redisOpt), asynq.NewInspector(redisOpt)
 	w.fanout = fanout.New(w.client, w.inspector, d.Beats)

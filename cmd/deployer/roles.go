@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/deployer-dev/deployer/cache/compilecache"
@@ -29,6 +30,7 @@ import (
 	"github.com/deployer-dev/deployer/internal/lock"
 	"github.com/deployer-dev/deployer/internal/redact"
 	"github.com/deployer-dev/deployer/jobs"
+	"github.com/deployer-dev/deployer/metrics"
 	"github.com/deployer-dev/deployer/networks"
 	"github.com/deployer-dev/deployer/pool"
 	"github.com/deployer-dev/deployer/producer"
@@ -66,11 +68,14 @@ func runRoles(ctx context.Context, cfg config.Config, log *slog.Logger, roles ro
 		return err
 	}
 	ns := tasks.Namespace{Instance: cfg.Instance}
+	// One registry per process: in `deployer all` the API's /metrics shows the
+	// worker's metrics too.
+	reg := metrics.NewRegistry()
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, 3)
+	errs := make(chan error, 4)
 	run := func(name string, fn func(context.Context) error) {
 		wg.Add(1)
 		go func() {
@@ -82,12 +87,20 @@ func runRoles(ctx context.Context, cfg config.Config, log *slog.Logger, roles ro
 		}()
 	}
 	if roles&roleWorker != 0 {
-		w, closeWorker, err := newWorker(ctx, cfg, rdb, redisOpt, durable, ns, nets, log)
+		w, closeWorker, err := newWorker(ctx, cfg, rdb, redisOpt, durable, ns, nets, reg, log)
 		if err != nil {
 			return err
 		}
 		defer closeWorker()
 		run("worker", w.Run)
+		if cfg.MetricsAddr != "" {
+			ln, err := net.Listen("tcp", cfg.MetricsAddr)
+			if err != nil {
+				return fmt.Errorf("METRICS_ADDR: %w", err)
+			}
+			log.Info("worker metrics listening", "addr", ln.Addr().String())
+			run("metrics", func(ctx context.Context) error { return serveMetrics(ctx, ln, reg, cfg.AdminToken) })
+		}
 	}
 	if roles&roleAPI != 0 {
 		a, err := producer.New(producer.Config{
@@ -117,6 +130,7 @@ func runRoles(ctx context.Context, cfg config.Config, log *slog.Logger, roles ro
 			CompileCacheTTL:     cfg.CompileCacheTTL.D(),
 			SolcVersions:        cfg.SolcVersions,
 
+			Metrics:      reg,
 			UploadBudget: int64(cfg.UploadBudgetBytes),
 			LogBudget:    int64(cfg.LogBudgetBytes),
 		}, rdb, redisOpt, ns, nets, log.With("component", "api"))
@@ -199,7 +213,7 @@ func openRedis(ctx context.Context, cfg config.Config, roles role, log *slog.Log
 
 // newWorker connects to this host's engine and wires a worker.
 func newWorker(ctx context.Context, cfg config.Config, rdb *redis.Client, redisOpt asynq.RedisConnOpt, durable bool,
-	ns tasks.Namespace, nets networks.Set, log *slog.Logger) (*worker.Worker, func(), error) {
+	ns tasks.Namespace, nets networks.Set, reg *prometheus.Registry, log *slog.Logger) (*worker.Worker, func(), error) {
 	eng, err := docker.New(ctx, cfg.Instance)
 	if err != nil {
 		return nil, nil, fmt.Errorf("worker: %w", err)
@@ -306,6 +320,8 @@ func newWorker(ctx context.Context, cfg config.Config, rdb *redis.Client, redisO
 		Chains:   sup,
 		Networks: nets,
 		Redact:   red,
+		Metrics:  metrics.NewDeployments(reg),
 	}, log)
+	metrics.RegisterWorker(reg, id, containers, func(ctx context.Context) ([]tasks.ChainStatus, error) { return sup.List(ctx, nets) })
 	return w, func() { eng.Close() }, nil
 }

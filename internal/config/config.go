@@ -39,7 +39,11 @@ type Config struct {
 	MaxProjectBytes int64  `envconfig:"MAX_PROJECT_BYTES" default:"20971520"`
 	NetworksFile    string `envconfig:"NETWORKS_FILE" default:"network.json"`
 
-	WorkerID          string   `envconfig:"WORKER_ID"`
+	WorkerID string `envconfig:"WORKER_ID"`
+	// MetricsAddr is where a worker serves its own Prometheus metrics (the API
+	// cannot see a worker's histograms when roles run apart). Empty: not served;
+	// in `deployer all`, the API's /metrics has everything.
+	MetricsAddr       string   `envconfig:"METRICS_ADDR"`
 	WorkerConcurrency int      `envconfig:"WORKER_CONCURRENCY" default:"4"`
 	JobTimeout        Duration `envconfig:"JOB_TIMEOUT" default:"10m"`
 	JobRetention      Duration `envconfig:"JOB_RETENTION" default:"48h"`
