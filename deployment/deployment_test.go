@@ -140,6 +140,7 @@ func (c *fakeContainer) rpc(method string, params ...any) (json.RawMessage, erro
 
 func (c *fakeContainer) ID() string                     { return "c0ffee000000" }
 func (c *fakeContainer) Reused() bool                   { return false }
+func (c *fakeContainer) TakeWarm() io.Closer            { return nil }
 func (c *fakeContainer) OOMKilled(context.Context) bool { return false }
 func (c *fakeContainer) Release(ok bool)                { c.released = &ok }
 

@@ -1,6 +1,7 @@
 package deployment
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"github.com/deployer-dev/deployer/chains"
 	"github.com/deployer-dev/deployer/engine"
 	"github.com/deployer-dev/deployer/gateway"
+	"github.com/deployer-dev/deployer/pool"
 )
 
 // The job's gateway: the only way its container reaches the chain (see package
@@ -94,13 +96,53 @@ func (j *job) senderLock(a common.Address) string {
 // startRelay starts the relay in the job's container and serves the gateway to it;
 // it does not wait for the relay to listen (waitRelay does).
 func (j *job) startRelay(ctx context.Context) {
+	p, warm := j.box.c.TakeWarm().(*relayProc)
+	if warm && !p.alive() {
+		_ = p.Close()
+		warm = false
+	}
+	r := &relay{ready: make(chan struct{})}
+	if warm {
+		// Started while the container idled: listening already, or soon.
+		go func() {
+			select {
+			case <-p.listening:
+			case <-ctx.Done():
+				return
+			}
+			close(r.ready)
+			_ = gateway.Serve(ctx, j.gw, p.out, p.in, make(chan struct{}))
+		}()
+	} else {
+		p = launchRelay(ctx, j.box.c.Exec)
+		go func() { _ = gateway.Serve(ctx, j.gw, p.out, p.in, r.ready) }()
+	}
+	r.in, r.done = p.in, p.done
+	j.relay = r
+}
+
+// relayProc is a relay process in a job container.
+type relayProc struct {
+	// in is its standard input (the gateway's answers; closing it ends the relay),
+	// out its standard output (the requests).
+	in  *io.PipeWriter
+	out *bufio.Reader
+	// done has the exec's end: nil, or why the relay could not run.
+	done chan error
+	// stop ends the exec of a relay started ahead of its job, and listening is
+	// closed once it listens.
+	stop      context.CancelFunc
+	listening chan struct{}
+}
+
+// launchRelay starts the relay with exec, which runs a command in the container.
+func launchRelay(ctx context.Context, exec func(context.Context, engine.ExecSpec) (int, error)) *relayProc {
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
-	r := &relay{in: inW, ready: make(chan struct{}), done: make(chan error, 1)}
-	go func() { _ = gateway.Serve(ctx, j.gw, outR, inW, r.ready) }()
+	p := &relayProc{in: inW, out: bufio.NewReaderSize(outR, 64<<10), done: make(chan error, 1)}
 	go func() {
 		var stderr bytes.Buffer
-		code, err := j.box.c.Exec(ctx, engine.ExecSpec{
+		code, err := exec(ctx, engine.ExecSpec{
 			Cmd:    []string{"node", "/usr/local/lib/deployer/relay.js", strconv.Itoa(gateway.RelayPort)},
 			User:   jobUser,
 			Stdin:  inR,
@@ -112,9 +154,56 @@ func (j *job) startRelay(ctx context.Context) {
 		if err == nil && code != 0 {
 			err = fmt.Errorf("the job's relay exited %d: %s", code, lastLine(stderr.String()))
 		}
-		r.done <- err
+		p.done <- err
 	}()
-	j.relay = r
+	return p
+}
+
+// alive says the relay still runs.
+func (p *relayProc) alive() bool {
+	select {
+	case err := <-p.done:
+		p.done <- err
+		return false
+	default:
+		return true
+	}
+}
+
+// Close ends a relay that no job took.
+func (p *relayProc) Close() error {
+	p.in.Close()
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		if p.stop != nil {
+			p.stop()
+		}
+	}
+	return nil
+}
+
+// RelayWarmer is the pool's Warmer: it starts the relay in each container that
+// comes back idle, so that the next job finds it listening instead of waiting for
+// Node.js to start. The relay is the same for every job (the gateway behind it is
+// the job's): it listens on the container's loopback and forwards, nothing more.
+// It does not wait for the relay to listen: the container is idle at once, and a job
+// that takes it at once waits for what is left of the start.
+func RelayWarmer(eng ContainerEngine) pool.Warmer {
+	return func(_ context.Context, id string) (io.Closer, error) {
+		rctx, cancel := context.WithCancel(context.Background())
+		p := launchRelay(rctx, func(ctx context.Context, spec engine.ExecSpec) (int, error) { return eng.Exec(ctx, id, spec) })
+		p.stop, p.listening = cancel, make(chan struct{})
+		go func() {
+			if err := gateway.AwaitReady(p.out); err != nil {
+				// It died, or speaks no relay: a job that took it sees it end.
+				_ = p.Close()
+				return
+			}
+			close(p.listening)
+		}()
+		return p, nil
+	}
 }
 
 // waitRelay waits until the relay listens.

@@ -43,6 +43,9 @@ type Container interface {
 	OOMKilled(ctx context.Context) bool
 	// Release gives it back: ok false (the job was interrupted) destroys it.
 	Release(ok bool)
+	// TakeWarm hands over what the pool readied in it for the job (its relay,
+	// started while it idled), or nil; the job closes it.
+	TakeWarm() io.Closer
 }
 
 // CompileCache keeps compiled artifacts between jobs (the compile cache).

@@ -87,6 +87,21 @@ func Serve(ctx context.Context, h Handler, requests io.Reader, answers io.Writer
 	}
 }
 
+// AwaitReady reads the relay's first frame, which says it listens. A relay started
+// before its job (in an idle container) is awaited so; Serve then takes the rest of
+// the same reader, and its ready channel is not waited for.
+func AwaitReady(r *bufio.Reader) error {
+	line, err := readLine(r, 1024)
+	if err != nil {
+		return fmt.Errorf("relay: %w", err)
+	}
+	var f frame
+	if json.Unmarshal(line, &f) != nil || !f.Ready {
+		return fmt.Errorf("relay: its first frame is not ready")
+	}
+	return nil
+}
+
 // readLine reads one line of at most limit bytes.
 func readLine(r *bufio.Reader, limit int) ([]byte, error) {
 	var line []byte

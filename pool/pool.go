@@ -16,6 +16,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sort"
 	"strings"
@@ -38,7 +39,17 @@ type Config struct {
 	IdleTimeout         time.Duration
 	MaxJobsPerContainer int
 	WorkerID            string
+	// Warm, when set, readies each container that comes back idle for its next
+	// job, off the job's clock.
+	Warm Warmer
 }
+
+// Warmer readies an idle container for its next job: it starts what every job
+// starts first (the job's relay, a Node.js process), so that the job finds it
+// running. It runs after the container's reset; ctx bounds the readying only, not
+// the life of what it starts. What it returns goes with the container to its next
+// lease (Lease.TakeWarm), or is closed when the container goes without one.
+type Warmer func(ctx context.Context, containerID string) (io.Closer, error)
 
 // defaultResetWait bounds how long a lease waits for a container of its key to
 // finish its reset before making a new one.
@@ -72,6 +83,8 @@ type member struct {
 	jobs     int
 	created  time.Time
 	lastUsed time.Time
+	// warm is what the Warmer readied for the next job (guarded by the pool's mu).
+	warm io.Closer
 }
 
 // Pool is a worker's job containers on one engine.
@@ -161,6 +174,19 @@ type Lease struct {
 	// Reused says the container ran an earlier job.
 	Reused bool
 	once   sync.Once
+	// warm is what the Warmer readied, until the job takes it.
+	warmMu sync.Mutex
+	warm   io.Closer
+}
+
+// TakeWarm hands the job what the pool's Warmer readied in the container, or nil:
+// the job owns it then, and closes it.
+func (l *Lease) TakeWarm() io.Closer {
+	l.warmMu.Lock()
+	defer l.warmMu.Unlock()
+	w := l.warm
+	l.warm = nil
+	return w
 }
 
 // ErrClosed says the pool is shutting down.
@@ -188,7 +214,11 @@ func (p *Pool) Lease(ctx context.Context, spec engine.ContainerSpec, job string)
 			}
 			p.hits.Add(1)
 			p.setLease(ctx, m, leaseBusy, job)
-			return &Lease{p: p, m: m, ID: m.id, Reused: true}, nil
+			p.mu.Lock()
+			warm := m.warm
+			m.warm = nil
+			p.mu.Unlock()
+			return &Lease{p: p, m: m, ID: m.id, Reused: true, warm: warm}, nil
 		}
 		if p.cfg.Enabled && p.resetting[key] > 0 && time.Now().Before(waitReset) {
 			p.mu.Unlock()
@@ -309,6 +339,9 @@ func randomSuffix() string {
 // destroys the container. The reset runs in the background: the job does not wait.
 func (l *Lease) Release(ok bool) {
 	l.once.Do(func() {
+		if w := l.TakeWarm(); w != nil {
+			_ = w.Close()
+		}
 		p, m := l.p, l.m
 		m.jobs++
 		m.lastUsed = time.Now()
@@ -356,11 +389,23 @@ func (p *Pool) giveBack(m *member) {
 		return
 	}
 	p.mu.Lock()
-	if len(p.idle[m.key]) >= p.cfg.MaxIdlePerKey {
-		p.mu.Unlock()
+	full := len(p.idle[m.key]) >= p.cfg.MaxIdlePerKey
+	p.mu.Unlock()
+	if full {
 		p.destroy(m, "enough idle containers of its kind")
 		return
 	}
+	if p.cfg.Warm != nil {
+		// Without it the job starts its own: a warm-up that fails costs nothing else.
+		if w, err := p.cfg.Warm(ctx, m.id); err != nil {
+			p.log.Debug("could not ready an idle container", "container", m.name, "error", err)
+		} else {
+			p.mu.Lock()
+			m.warm = w
+			p.mu.Unlock()
+		}
+	}
+	p.mu.Lock()
 	delete(p.busy, m.id)
 	p.idle[m.key] = append(p.idle[m.key], m)
 	p.mu.Unlock()
@@ -395,6 +440,8 @@ func (p *Pool) destroy(m *member, why string) {
 	}
 	p.dropLease(ctx, m.id)
 	p.mu.Lock()
+	warm := m.warm
+	m.warm = nil
 	if _, ok := p.busy[m.id]; ok {
 		delete(p.busy, m.id)
 		p.total--
@@ -406,6 +453,9 @@ func (p *Pool) destroy(m *member, why string) {
 		}
 	}
 	p.mu.Unlock()
+	if warm != nil {
+		_ = warm.Close()
+	}
 	p.signal()
 }
 

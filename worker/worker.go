@@ -105,8 +105,10 @@ func New(cfg Config, redisOpt asynq.RedisConnOpt, ns tasks.Namespace, d Deps, lo
 			ns.DeployQueue(): 1,
 		},
 		ShutdownTimeout: cfg.ShutdownTimeout,
-		// asynq polls queues; the default second would be most of a warm job.
-		TaskCheckInterval: 100 * time.Millisecond,
+		// asynq polls queues while they are empty: its default second would be most
+		// of a warm job, and even 100 ms was a tenth of one. 50 polls a second of an
+		// idle worker is little for Redis.
+		TaskCheckInterval: 20 * time.Millisecond,
 		RetryDelayFunc: func(n int, _ error, _ *asynq.Task) time.Duration {
 			// Retries are for our failures (engine restarting, Redis blip): soon,
 			// then backing off.
