@@ -457,17 +457,7 @@ func (s *Store) logBudget(ctx context.Context, id string) (LogBudget, error) {
 // budgetNote ends the log of a job whose client's log budget is spent.
 func budgetNote(b LogBudget, frees time.Time) string {
 	return fmt.Sprintf("\n[output no longer kept: the log budget of client %q is spent (%s a day, LOG_BUDGET_BYTES); the job goes on; the budget frees at %s]\n",
-		b.Client, byteCount(b.Limit), frees.UTC().Format(time.RFC3339))
-}
-
-func byteCount(n int64) string {
-	switch {
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return fmt.Sprintf("%d MiB", n>>20)
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	}
-	return fmt.Sprintf("%d bytes", n)
+		b.Client, tasks.BudgetBytes(b.Limit), frees.UTC().Format(time.RFC3339))
 }
 
 // AppendLogs adds output to the job's log. The caller redacts it first.

@@ -1,7 +1,6 @@
 package producer
 
 import (
-	"fmt"
 	"math"
 	"net/http"
 	"strconv"
@@ -43,15 +42,5 @@ func overBudget(c echo.Context, e *projects.BudgetError) error {
 	return apiError(http.StatusTooManyRequests,
 		"the upload budget of client %q is spent: it stored %s of its %s a day (UPLOAD_BUDGET_BYTES), and this archive has %s; "+
 			"the budget frees at %s (uploading a project stored already costs nothing)",
-		budgetClient(c), byteCount(e.Used), byteCount(e.Limit), byteCount(e.Size), e.Frees.UTC().Format(time.RFC3339))
-}
-
-func byteCount(n int64) string {
-	switch {
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return fmt.Sprintf("%d MiB", n>>20)
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	}
-	return fmt.Sprintf("%d bytes", n)
+		budgetClient(c), tasks.BudgetBytes(e.Used), tasks.BudgetBytes(e.Limit), tasks.BudgetBytes(e.Size), e.Frees.UTC().Format(time.RFC3339))
 }

@@ -64,19 +64,26 @@ func (f *fixture) follow(id, lastID string, stop func(sseEvent) bool) []sseEvent
 	return out
 }
 
+// queue queues a deployment of the counter and returns the API's answer.
+func (f *fixture) queue() api.DeployResponse {
+	f.t.Helper()
+	code, body := f.deploy(`{"path_url": "counter", "framework": "foundry"}`)
+	if code != http.StatusAccepted {
+		f.t.Fatalf("deploy: %d %s", code, body)
+	}
+	var resp api.DeployResponse
+	if err := json.Unmarshal(body, &resp); err != nil {
+		f.t.Fatal(err)
+	}
+	return resp
+}
+
 // A follower hears a job's steps, its output and its end, in order, and the
 // stream closes after the end; one that reconnects with Last-Event-ID gets only
 // what followed, the end included.
 func TestJobEventsStream(t *testing.T) {
 	f := newFixture(t)
-	code, body := f.deploy(`{"path_url": "counter", "framework": "foundry"}`)
-	if code != http.StatusAccepted {
-		t.Fatalf("deploy: %d %s", code, body)
-	}
-	var resp api.DeployResponse
-	if err := json.Unmarshal(body, &resp); err != nil {
-		t.Fatal(err)
-	}
+	resp := f.queue()
 	store := jobs.NewStore(f.rdb, f.ns, time.Hour)
 	ctx := context.Background()
 
@@ -128,14 +135,7 @@ func TestJobEventsStream(t *testing.T) {
 // A long poll answers as soon as the job ends, not at its next poll.
 func TestLongPollWakesAtTheEnd(t *testing.T) {
 	f := newFixture(t)
-	code, body := f.deploy(`{"path_url": "counter", "framework": "foundry"}`)
-	if code != http.StatusAccepted {
-		t.Fatalf("deploy: %d %s", code, body)
-	}
-	var resp api.DeployResponse
-	if err := json.Unmarshal(body, &resp); err != nil {
-		t.Fatal(err)
-	}
+	resp := f.queue()
 	store := jobs.NewStore(f.rdb, f.ns, time.Hour)
 	ctx := context.Background()
 	if err := store.Start(ctx, resp.JobID, "w1", time.Now()); err != nil {

@@ -76,6 +76,17 @@ func BudgetWindow(t time.Time) (name string, ends time.Time) {
 	return day.Format(time.DateOnly), day.Add(24 * time.Hour)
 }
 
+// BudgetBytes writes a budget's bytes as the messages about budgets say them.
+func BudgetBytes(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
 // ProjectKey is an uploaded project's archive, by its sha256.
 func (n Namespace) ProjectKey(sum string) string { return n.key("project", sum) }
 
