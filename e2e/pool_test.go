@@ -17,9 +17,11 @@ import (
 	"github.com/deployer-dev/deployer/producer"
 )
 
-// A second deployment of a project runs in the container the first one used.
+// A second deployment of a project runs in the container the first one used. On a
+// deployer of its own: on the shared one, another test's job may take the container
+// in between.
 func TestSecondDeploymentReusesTheContainer(t *testing.T) {
-	s := getStack(t)
+	s := ownStack(t, stackOpts{})
 	req := api.DeployRequest{PathURL: "examples/counter", Contract: "src/Counter.sol:Counter", ConstructorArgs: []string{"3"}}
 	first := s.deploy(t, req)
 	requireCompleted(t, first)
