@@ -211,7 +211,7 @@ func printSideBySide(js []api.Job) {
 	row("total", ms(func(t *jobs.Timings) int64 { return t.Total }))
 	row("  within: forge/hardhat", ms(func(t *jobs.Timings) int64 { return t.Within.Forge }))
 	row("  within: the gateway", ms(func(t *jobs.Timings) int64 { return t.Within.Gateway }))
-	row("chain", func(j api.Job) string {
+	row("network", func(j api.Job) string {
 		if j.Result == nil {
 			return "-"
 		}
