@@ -136,6 +136,8 @@ type stackOpts struct {
 	// dataDir runs `deployer all` on its embedded Redis, kept in this DATA_DIR,
 	// instead of on a redis-server of the test's.
 	dataDir string
+	// port is the API's (a restarted API comes back on its address); 0 takes a free one.
+	port int
 }
 
 // ownStack starts a deployer of the test's own (for tests that stop it), stopped at
@@ -206,9 +208,11 @@ func startStack(opts stackOpts) (*stack, error) {
 	if err := os.WriteFile(netFile, []byte(nets), 0o644); err != nil {
 		return nil, err
 	}
-	port, err := freePort()
-	if err != nil {
-		return nil, err
+	port := opts.port
+	if port == 0 {
+		if port, err = freePort(); err != nil {
+			return nil, err
+		}
 	}
 	s.url = "http://127.0.0.1:" + strconv.Itoa(port)
 	role := opts.role
