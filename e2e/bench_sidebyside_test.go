@@ -359,6 +359,7 @@ func (r sideBySide) ratios() [][2]string {
 	return [][2]string{
 		{"warm / floor (goal ≤ 1.15×)", x(median(r.warm) / floor)},
 		{"client-seen / floor (goal ≤ 1.30×)", x(median(r.warmSeen) / floor)},
+		{"warm / forge inside it (through the gateway, --unlocked)", x(median(r.warm) / median(r.warmForge))},
 		{"warm / by hand", x(median(r.warm) / median(r.byHand))},
 		{"cold / warm", x(r.cold / median(r.warm))},
 		{"original / warm client-seen", x(median(r.original) / median(r.warmSeen))},
