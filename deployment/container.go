@@ -152,12 +152,7 @@ func (b *box) deploy(ctx context.Context, target foundry.Target, chainID uint64,
 	if target.IsScript() {
 		cmd = append([]string{"sh", "-c", broadcastWrapper, "sh", foundry.BroadcastDir(target, chainID)}, cmd...)
 	}
-	start := time.Now()
-	code, err := b.exec(ctx, cmd, nil, out, &limitWriter{w: &file, n: 64 << 20})
-	b.forge += time.Since(start)
-	if err != nil {
-		err = b.explain(ctx, err)
-	}
+	code, err := b.forgeExecTo(ctx, cmd, out, &limitWriter{w: &file, n: 64 << 20})
 	if err != nil {
 		return foundry.Broadcast{}, err
 	}
@@ -202,8 +197,13 @@ exit "$code"`
 
 // forgeExec runs forge and counts the time spent in it.
 func (b *box) forgeExec(ctx context.Context, cmd []string, out *output) (int, error) {
+	return b.forgeExecTo(ctx, cmd, out, out)
+}
+
+// forgeExecTo is forgeExec with the command's stderr apart.
+func (b *box) forgeExecTo(ctx context.Context, cmd []string, out *output, stderr io.Writer) (int, error) {
 	start := time.Now()
-	code, err := b.exec(ctx, cmd, nil, out, out)
+	code, err := b.exec(ctx, cmd, nil, out, stderr)
 	b.forge += time.Since(start)
 	if err != nil {
 		return code, b.explain(ctx, err)

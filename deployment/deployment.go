@@ -127,9 +127,7 @@ type Report = jobs.Report
 func (d *Deployer) Run(ctx context.Context, p tasks.Deploy, rep Reporter, log *slog.Logger) (r Report, err error) {
 	j := &job{d: d, p: p, rep: rep, log: log, r: &r, users: newBudget(d.cfg.Timeout), clock: newStopwatch(p.EnqueuedAt, time.Now())}
 	err = j.run(ctx)
-	within := r.Timings.Within
-	r.Timings = j.clock.timings()
-	r.Timings.Within = within
+	j.clock.stop(&r.Timings)
 	return r, err
 }
 

@@ -50,26 +50,8 @@ func (s *stopwatch) enterAt(phase string, now time.Time) {
 	s.cur, s.last = phase, now
 }
 
-// timings stops the watch and says what each phase took, in milliseconds. Each
-// phase's figure is the difference of the rounded running sums, so that the figures
-// add up to the total exactly.
-func (s *stopwatch) timings() jobs.Timings {
+// stop stops the watch and sets t's phases from it (Within is not the watch's).
+func (s *stopwatch) stop(t *jobs.Timings) {
 	s.enter("")
-	var t jobs.Timings
-	var sum time.Duration
-	var shown int64
-	for _, p := range []struct {
-		name string
-		dst  *int64
-	}{
-		{phaseQueue, &t.Queue}, {phaseProject, &t.Project}, {phaseImage, &t.Image}, {phaseDeps, &t.Deps},
-		{phaseChain, &t.Chain}, {phaseContainer, &t.Container}, {phaseCopy, &t.Copy}, {phaseCompile, &t.Compile},
-		{phaseDeploy, &t.Deploy}, {phaseConfirm, &t.Confirm}, {phaseRelease, &t.Release},
-	} {
-		sum += s.spent[p.name]
-		*p.dst = sum.Milliseconds() - shown
-		shown = sum.Milliseconds()
-	}
-	t.Total = shown
-	return t
+	t.SetPhases(s.spent)
 }

@@ -3,6 +3,8 @@ package deployment
 import (
 	"testing"
 	"time"
+
+	"github.com/deployer-dev/deployer/jobs"
 )
 
 // The phases add up to the total, to the millisecond, however the time falls.
@@ -15,7 +17,8 @@ func TestStopwatchPhasesAddUp(t *testing.T) {
 		s.enterAt(ph, at)
 	}
 	s.enterAt(phaseRelease, at.Add(2300*time.Microsecond))
-	got := s.timings()
+	var got jobs.Timings
+	s.stop(&got)
 	var sum int64
 	for _, ph := range got.Phases() {
 		sum += ph.MS

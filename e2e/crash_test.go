@@ -30,24 +30,12 @@ func TestCrashEmbeddedRedisKeepsJobs(t *testing.T) {
 		t.Fatalf("the embedded Redis is not a redis-server:\n%s", first.logs.String())
 	}
 	ctx := context.Background()
-	submit := func(s *stack, req api.DeployRequest) string {
-		t.Helper()
-		req.Framework = "foundry"
-		resp, err := s.client.Deploy(ctx, req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp.JobID
-	}
-	counter := func(n int) api.DeployRequest {
-		return api.DeployRequest{PathURL: "examples/counter", Contract: "src/Counter.sol:Counter", ConstructorArgs: []string{strconv.Itoa(n)}}
-	}
-	running := submit(first, api.DeployRequest{PathURL: "e2e/testdata/medium"})
+	running := first.submit(t, api.DeployRequest{PathURL: "e2e/testdata/medium"})
 	first.waitStep(t, running, "deploying")
-	queued := []string{submit(first, counter(1)), submit(first, counter(2))}
+	queued := []string{first.submit(t, counterWith(1)), first.submit(t, counterWith(2))}
 	redisPID := readPID(t, filepath.Join(dataDir, "redis.pid"))
 	// The last is answered 202 and the process is killed at once.
-	queued = append(queued, submit(first, counter(3)))
+	queued = append(queued, first.submit(t, counterWith(3)))
 	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/deployer-dev/deployer/api"
 	"github.com/deployer-dev/deployer/client"
-	"github.com/deployer-dev/deployer/internal/testenv"
 	"github.com/deployer-dev/deployer/jobs"
 )
 
@@ -20,15 +19,10 @@ import (
 func TestEventsSurviveAnAPIRestart(t *testing.T) {
 	requireParts(t)
 	t.Parallel()
-	redisURL, stopRedis, err := testenv.StartRedis()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(stopRedis)
-	instance := testenv.Instance("e2e")
+	join := installation(t)
 	port := freePortT(t)
-	ownStack(t, stackOpts{instance: instance, redisURL: redisURL, role: "worker", env: []string{"WORKER_ID=events"}})
-	first := ownStack(t, stackOpts{instance: instance, redisURL: redisURL, role: "api", port: port})
+	join(stackOpts{role: "worker", env: workerID("events")})
+	first := join(stackOpts{role: "api", port: port})
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	resp, err := first.client.Deploy(ctx, api.DeployRequest{PathURL: "e2e/testdata/medium", Framework: "foundry"})
@@ -64,7 +58,7 @@ func TestEventsSurviveAnAPIRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	first.terminate()
-	second := ownStack(t, stackOpts{instance: instance, redisURL: redisURL, role: "api", port: port})
+	second := join(stackOpts{role: "api", port: port})
 
 	var got result
 	select {

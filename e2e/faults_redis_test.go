@@ -117,23 +117,11 @@ func TestRedisFaultKilledAndRestarted(t *testing.T) {
 	r := startAOFRedis(t)
 	s := ownStack(t, stackOpts{redisURL: r.url(), env: []string{"WORKER_CONCURRENCY=2", "SCHEDULE_POOL_SWEEP=@every 2s"}})
 	ctx := context.Background()
-	submit := func(req api.DeployRequest) string {
-		t.Helper()
-		req.Framework = "foundry"
-		resp, err := s.client.Deploy(ctx, req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp.JobID
-	}
-	counter := func(n int) api.DeployRequest {
-		return api.DeployRequest{PathURL: "examples/counter", Contract: "src/Counter.sol:Counter", ConstructorArgs: []string{strconv.Itoa(n)}}
-	}
-	running := []string{submit(api.DeployRequest{PathURL: "e2e/testdata/medium"}), submit(api.DeployRequest{PathURL: "e2e/testdata/medium"})}
+	running := []string{s.submit(t, api.DeployRequest{PathURL: "e2e/testdata/medium"}), s.submit(t, api.DeployRequest{PathURL: "e2e/testdata/medium"})}
 	for _, id := range running {
 		s.waitStep(t, id, "deploying")
 	}
-	all := append(running, submit(counter(1)), submit(counter(2)), submit(counter(3)))
+	all := append(running, s.submit(t, counterWith(1)), s.submit(t, counterWith(2)), s.submit(t, counterWith(3)))
 
 	r.kill()
 	down := time.Now()
@@ -198,7 +186,7 @@ func TestRedisFaultKilledAndRestarted(t *testing.T) {
 		t.Logf("job %s %s after %d attempts, seen %s after Redis came back", id, j.Status, j.Attempts, time.Since(up).Round(time.Second))
 	}
 	// The worker still takes work, and the scheduler still schedules.
-	requireCompleted(t, s.deploy(t, counter(4)))
+	requireCompleted(t, s.deploy(t, counterWith(4)))
 	completed++
 	sweeps := strings.Count(s.logs.String(), `msg="maintenance run enqueued"`)
 	if err := waitFor(time.Minute, func() bool {

@@ -21,17 +21,12 @@ import (
 func TestOtherWorkerFinishesAKilledWorkersJob(t *testing.T) {
 	requireParts(t)
 	t.Parallel()
-	redisURL, stopRedis, err := testenv.StartRedis()
-	if err != nil {
-		t.Fatal(err)
+	join := installation(t)
+	workers := map[string]*stack{
+		"w-one": join(stackOpts{role: "worker", env: workerID("w-one")}),
+		"w-two": join(stackOpts{role: "worker", env: workerID("w-two")}),
 	}
-	t.Cleanup(stopRedis)
-	instance := testenv.Instance("e2e")
-	join := func(role, id string) *stack {
-		return ownStack(t, stackOpts{instance: instance, redisURL: redisURL, role: role, env: []string{"WORKER_ID=" + id}})
-	}
-	workers := map[string]*stack{"w-one": join("worker", "w-one"), "w-two": join("worker", "w-two")}
-	front := join("api", "")
+	front := join(stackOpts{role: "api"})
 	ctx := context.Background()
 
 	resp, err := front.client.Deploy(ctx, api.DeployRequest{PathURL: "e2e/testdata/medium", Framework: "foundry"})
@@ -73,7 +68,7 @@ func TestOtherWorkerFinishesAKilledWorkersJob(t *testing.T) {
 	// worker's to remove once their leases lapse.
 	deadline := time.Now().Add(4 * time.Minute)
 	for {
-		left, err := testenv.Leftovers(ctx, instance, map[string]string{engine.LabelRole: engine.RoleJob, engine.LabelWorker: j.Worker})
+		left, err := testenv.Leftovers(ctx, front.instance, map[string]string{engine.LabelRole: engine.RoleJob, engine.LabelWorker: j.Worker})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -112,14 +112,7 @@ func TestHostileFoundryProjects(t *testing.T) {
 
 	t.Run("prints one line of 8 MiB", func(t *testing.T) {
 		j := s.deploy(t, hostile("LongLine"))
-		requireFinal(t, j)
-		logs, err := s.client.Logs(ctx, j.JobID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(logs) > 256<<10 || !strings.Contains(logs, "[line cut at 64 KiB]") {
-			t.Errorf("log of %d bytes without the cut line's note", len(logs))
-		}
+		requireLineCut(t, s, j)
 	})
 
 	t.Run("100 000 files", func(t *testing.T) {
@@ -226,14 +219,7 @@ if (!deployerTestExists(".printed")) {
   process.stdout.write("w".repeat(200 << 20));
   process.stdout.write("\n");
 }`))
-		requireFinal(t, j)
-		logs, err := s.client.Logs(ctx, j.JobID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(logs) > 256<<10 || !strings.Contains(logs, "[line cut at 64 KiB]") {
-			t.Errorf("log of %d bytes without the cut line's note", len(logs))
-		}
+		requireLineCut(t, s, j)
 	})
 
 	up, err := s.client.UploadDir(ctx, filepath.Join(testenv.RepoRoot(), "examples", "hardhat-counter"))
@@ -245,6 +231,20 @@ if (!deployerTestExists(".printed")) {
 	requireCode(t, j)
 	if rss := workerRSS(t, s); rss > maxWorkerRSS {
 		t.Errorf("the deployer holds %d MiB after hostile configs", rss>>20)
+	}
+}
+
+// requireLineCut checks that a job that printed one huge line ended, and kept a
+// log of a few KiB that says the line was cut.
+func requireLineCut(t *testing.T, s *stack, j api.Job) {
+	t.Helper()
+	requireFinal(t, j)
+	logs, err := s.client.Logs(context.Background(), j.JobID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(logs) > 256<<10 || !strings.Contains(logs, "[line cut at 64 KiB]") {
+		t.Errorf("log of %d bytes without the cut line's note", len(logs))
 	}
 }
 

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/deployer-dev/deployer/api"
-	"github.com/deployer-dev/deployer/internal/testenv"
 	"github.com/deployer-dev/deployer/jobs"
 )
 
@@ -28,17 +27,9 @@ func TestLoad(t *testing.T) {
 			t.Fatalf("LOAD_JOBS=%q", v)
 		}
 	}
-	redisURL, stopRedis, err := testenv.StartRedis()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(stopRedis)
-	instance := testenv.Instance("e2e")
-	join := func(role, id string) *stack {
-		return ownStack(t, stackOpts{instance: instance, redisURL: redisURL, role: role, env: []string{"WORKER_ID=" + id}})
-	}
-	workers := []*stack{join("worker", "load-one"), join("worker", "load-two")}
-	front := join("api", "")
+	join := installation(t)
+	workers := []*stack{join(stackOpts{role: "worker", env: workerID("load-one")}), join(stackOpts{role: "worker", env: workerID("load-two")})}
+	front := join(stackOpts{role: "api"})
 	ctx := context.Background()
 
 	// The first deployment builds what the others reuse; it is not part of the load.

@@ -160,6 +160,26 @@ func ownStack(t *testing.T, opts stackOpts) *stack {
 	return s
 }
 
+// installation is for tests that run the roles apart: it starts a redis-server of
+// the test's own and returns join, which starts one role (opts.role, with its
+// options) of one installation on it.
+func installation(t *testing.T) (join func(opts stackOpts) *stack) {
+	t.Helper()
+	redisURL, stopRedis, err := testenv.StartRedis()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stopRedis)
+	instance := testenv.Instance("e2e")
+	return func(opts stackOpts) *stack {
+		opts.instance, opts.redisURL = instance, redisURL
+		return ownStack(t, opts)
+	}
+}
+
+// workerID is the environment that names a worker.
+func workerID(id string) []string { return []string{"WORKER_ID=" + id} }
+
 // watchLogs keeps the deployer's log as a test artifact, and prints its end, when the
 // test fails.
 func watchLogs(t *testing.T, s *stack) {
@@ -366,6 +386,23 @@ func (s *stack) stop() {
 func (s *stack) deploy(t testing.TB, req api.DeployRequest) api.Job {
 	t.Helper()
 	return deployWith(t, s.client, req)
+}
+
+// submit queues a Foundry deployment and returns its job id, without waiting.
+func (s *stack) submit(t testing.TB, req api.DeployRequest) string {
+	t.Helper()
+	req.Framework = "foundry"
+	resp, err := s.client.Deploy(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.JobID
+}
+
+// counterWith deploys examples/counter's contract with n as its constructor's
+// argument: each one a deployment of its own.
+func counterWith(n int) api.DeployRequest {
+	return api.DeployRequest{PathURL: "examples/counter", Contract: "src/Counter.sol:Counter", ConstructorArgs: []string{strconv.Itoa(n)}}
 }
 
 // deployWith submits a request with a client (its token) and waits for the job to end.

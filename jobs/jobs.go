@@ -116,12 +116,41 @@ type Phase struct {
 	MS   int64
 }
 
+// phaseField is a phase's name and the field that holds it.
+type phaseField struct {
+	name string
+	ms   *int64
+}
+
+// phases names the phases in the order a job goes through them, with their fields.
+func (t *Timings) phases() []phaseField {
+	return []phaseField{{"queue", &t.Queue}, {"project", &t.Project}, {"image", &t.Image}, {"deps", &t.Deps},
+		{"chain", &t.Chain}, {"container", &t.Container}, {"copy", &t.Copy}, {"compile", &t.Compile},
+		{"deploy", &t.Deploy}, {"confirm", &t.Confirm}, {"release", &t.Release}}
+}
+
 // Phases lists the phases in the order a job goes through them; they add up to
 // Total.
 func (t Timings) Phases() []Phase {
-	return []Phase{{"queue", t.Queue}, {"project", t.Project}, {"image", t.Image}, {"deps", t.Deps},
-		{"chain", t.Chain}, {"container", t.Container}, {"copy", t.Copy}, {"compile", t.Compile},
-		{"deploy", t.Deploy}, {"confirm", t.Confirm}, {"release", t.Release}}
+	var out []Phase
+	for _, p := range t.phases() {
+		out = append(out, Phase{p.name, *p.ms})
+	}
+	return out
+}
+
+// SetPhases sets the phases, by name, and Total from what each took. Each phase's
+// milliseconds are the difference of the rounded running sums, so that the phases
+// add up to Total exactly.
+func (t *Timings) SetPhases(spent map[string]time.Duration) {
+	var sum time.Duration
+	var shown int64
+	for _, p := range t.phases() {
+		sum += spent[p.name]
+		*p.ms = sum.Milliseconds() - shown
+		shown = sum.Milliseconds()
+	}
+	t.Total = shown
 }
 
 // Within are the parts of a job's phases spent in particular programs.

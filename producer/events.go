@@ -93,9 +93,11 @@ func (a *API) jobEvents(c echo.Context) error {
 	fmt.Fprint(w, "retry: 1000\n\n")
 	w.Flush()
 
+	// Each read of events may wait a window, and its answer must then leave in time.
+	deadline := followWindow + a.cfg.Timeouts.withDefaults().Write
 	wait := time.Duration(0) // the first read does not wait: an ended job's stream is all there
 	for {
-		_ = rc.SetWriteDeadline(time.Now().Add(followWindow + a.cfg.Timeouts.withDefaults().Write))
+		_ = rc.SetWriteDeadline(time.Now().Add(deadline))
 		evs, err := a.follow.store.Events(ctx, j.ID, last, wait, eventBatch)
 		if err != nil {
 			if ctx.Err() == nil {

@@ -79,8 +79,6 @@ type routeLimits struct {
 	read, write time.Duration
 	// longPoll says ?wait= extends the write deadline.
 	longPoll bool
-	// stream says the handler keeps the write deadline moving itself.
-	stream bool
 }
 
 func (a *API) limitsOf(c echo.Context) routeLimits {
@@ -94,9 +92,6 @@ func (a *API) limitsOf(c echo.Context) routeLimits {
 		l.body, l.longPoll = maxRequestBytes, true
 	case method == http.MethodGet && path == "/deploy/:id":
 		l.longPoll = true
-	case method == http.MethodGet && path == "/deploy/:id/events":
-		// The stream sets its own write deadline before each read of events.
-		l.stream = true
 	case path == "/monitoring" || strings.HasPrefix(path, "/monitoring/"):
 		l.body = maxRequestBytes
 	}
@@ -120,9 +115,6 @@ func (a *API) limit(next echo.HandlerFunc) echo.HandlerFunc {
 		rc := http.NewResponseController(c.Response())
 		now := time.Now()
 		write := l.write
-		if l.stream {
-			write += followWindow
-		}
 		if l.longPoll {
 			// A bad ?wait= is the handler's 400 to answer.
 			if wait, err := waitParam(c); err == nil {
