@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,11 +18,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ethereum/go-ethereum/crypto"
+
 	"github.com/deployer-dev/deployer/api"
 	"github.com/deployer-dev/deployer/cache/compilers"
 	"github.com/deployer-dev/deployer/engine"
 	"github.com/deployer-dev/deployer/engine/docker"
 	"github.com/deployer-dev/deployer/foundry"
+	"github.com/deployer-dev/deployer/gateway"
 	"github.com/deployer-dev/deployer/internal/testenv"
 	"github.com/deployer-dev/deployer/jobs"
 	"github.com/deployer-dev/deployer/projects"
@@ -35,8 +39,9 @@ import (
 //	    container, compiles, deploys and removes the container;
 //	(b) by hand: a fresh container of the runner image (docker run), the project
 //	    copied in, forge script compiling and deploying against the running chain;
-//	(c) the floor: forge script alone in a warm container, artifacts built, against
-//	    the running chain;
+//	(c) the floor: forge script alone in a warm container like a job's, artifacts
+//	    built, deploying through a gateway in front of the running chain, as the
+//	    service's forge does (--unlocked, the gateway signing), one docker exec each;
 //	(d) the service, cold (its first deployment: image, chain, container, compile)
 //	    and warm, through its API, with a long-polling client (POST /deploy?wait=);
 //	(e) the throughput of 20 queued deployments with 1 and with 2 workers.
@@ -45,10 +50,10 @@ import (
 // BENCH_OUT) with the machine they ran on. BENCH_RUNS sets the runs of each warm
 // figure (5), BENCH_QUEUED the deployments of (e) (20).
 //
-// (b) and (c) sign with anvil's first key (--private-key) and talk to the chain
-// directly; the service's forge reaches the chain through the job's gateway,
-// which signs for it (--unlocked): what the service adds over the floor includes
-// the gateway.
+// (b) signs with anvil's first key (--private-key) and talks to the chain directly,
+// as a user by hand would; (c) and the service's forge reach the chain through a
+// gateway that signs for them (--unlocked), so that what the service adds over the
+// floor is the service's own work.
 func BenchmarkSideBySide(b *testing.B) {
 	requireParts(b)
 	runs := envInt(b, "BENCH_RUNS", 5)
@@ -82,10 +87,11 @@ func BenchmarkSideBySide(b *testing.B) {
 	for range runs {
 		r.byHand = append(r.byHand, ms(h.fresh(b)))
 	}
-	h.warmUp(b)
+	fl := newFloor(b, h, s)
 	for range runs {
-		r.floor = append(r.floor, ms(h.script(b, h.warm)))
+		r.floor = append(r.floor, ms(fl.script(b)))
 	}
+	fl.close()
 	h.close()
 
 	// (a): the service with every cache off builds per request.
@@ -177,7 +183,6 @@ type byHand struct {
 	spec    engine.ContainerSpec
 	archive []byte
 	env     []string
-	warm    string
 	n       int
 }
 
@@ -210,10 +215,11 @@ func newByHand(b *testing.B, s *stack) *byHand {
 		}}
 }
 
-// start runs a container with the project copied in.
-func (h *byHand) start(b *testing.B) string {
+// start runs a container with the project copied in, on network.
+func (h *byHand) start(b *testing.B, network string) string {
 	h.n++
 	spec := h.spec
+	spec.Network = network
 	spec.Name = fmt.Sprintf("deployer-%s-byhand-%d", h.eng.Instance(), h.n)
 	id, err := h.eng.CreateContainer(h.ctx, spec)
 	if err != nil {
@@ -245,7 +251,7 @@ func (h *byHand) script(b *testing.B, id string) time.Duration {
 // container removed.
 func (h *byHand) fresh(b *testing.B) time.Duration {
 	start := time.Now()
-	id := h.start(b)
+	id := h.start(b, h.spec.Network)
 	h.script(b, id)
 	if err := h.eng.RemoveContainer(h.ctx, id); err != nil {
 		b.Fatal(err)
@@ -253,20 +259,75 @@ func (h *byHand) fresh(b *testing.B) time.Duration {
 	return time.Since(start)
 }
 
-// warmUp makes (c)'s container and builds the artifacts in it.
-func (h *byHand) warmUp(b *testing.B) {
-	h.warm = h.start(b)
-	var out bytes.Buffer
-	if code, err := h.eng.Exec(h.ctx, h.warm, engine.ExecSpec{Cmd: foundry.BuildCommand(), WorkDir: "/work/project", Env: h.env, Stdout: &out, Stderr: &out}); err != nil || code != 0 {
-		b.Fatalf("forge build: %d %v\n%s", code, err, out.String())
-	}
+func (h *byHand) close() { h.eng.Close() }
+
+// floor is (c): a container like a job's (no network; the chain is reached through
+// the relay on its loopback), the project built in it, the relay running, and a
+// gateway in this process in front of the chain, signing with anvil's first key.
+type floor struct {
+	h      *byHand
+	id     string
+	sender string
+	stop   context.CancelFunc
+	served chan struct{}
 }
 
-func (h *byHand) close() {
-	if h.warm != "" {
-		_ = h.eng.RemoveContainer(h.ctx, h.warm)
+func newFloor(b *testing.B, h *byHand, s *stack) *floor {
+	id := h.start(b, "none")
+	f := &floor{h: h, id: id, served: make(chan struct{})}
+	var out bytes.Buffer
+	if code, err := h.eng.Exec(h.ctx, id, engine.ExecSpec{Cmd: foundry.BuildCommand(), WorkDir: "/work/project", Env: h.env, Stdout: &out, Stderr: &out}); err != nil || code != 0 {
+		b.Fatalf("forge build: %d %v\n%s", code, err, out.String())
 	}
-	h.eng.Close()
+	key, err := crypto.HexToECDSA(anvilKey)
+	if err != nil {
+		b.Fatal(err)
+	}
+	f.sender = crypto.PubkeyToAddress(key.PublicKey).Hex()
+	url, header := s.chainAccess(b, "local")
+	gw := gateway.New(gateway.Config{Upstream: gateway.NewUpstream(url, header), ChainID: 31337, Key: key})
+
+	ctx, stop := context.WithCancel(h.ctx)
+	f.stop = stop
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	go func() {
+		_, _ = h.eng.Exec(ctx, id, engine.ExecSpec{Cmd: []string{"node", "/usr/local/lib/deployer/relay.js", strconv.Itoa(gateway.RelayPort)},
+			User: "10001:10001", Stdin: inR, Stdout: outW})
+		outW.Close()
+	}()
+	ready := make(chan struct{})
+	go func() {
+		defer close(f.served)
+		_ = gateway.Serve(ctx, gw, outR, inW, ready)
+	}()
+	select {
+	case <-ready:
+	case <-f.served:
+		b.Fatal("the relay ended before it listened")
+	case <-time.After(2 * time.Minute):
+		b.Fatal("the relay did not listen")
+	}
+	return f
+}
+
+// script is one run of (c): forge script, deploying through the gateway.
+func (f *floor) script(b *testing.B) time.Duration {
+	cmd := foundry.DeployCommand(foundry.Target{ScriptPath: "script/Deploy.s.sol", ScriptContract: "Deploy"}, gateway.RelayURL, f.sender, false)
+	var out bytes.Buffer
+	start := time.Now()
+	code, err := f.h.eng.Exec(f.h.ctx, f.id, engine.ExecSpec{Cmd: cmd, WorkDir: "/work/project", Env: f.h.env, Stdout: &out, Stderr: &out})
+	took := time.Since(start)
+	if err != nil || code != 0 {
+		b.Fatalf("forge script: %d %v\n%s", code, err, out.String())
+	}
+	return took
+}
+
+func (f *floor) close() {
+	f.stop()
+	<-f.served
+	_ = f.h.eng.RemoveContainer(f.h.ctx, f.id)
 }
 
 // throughput queues n deployments at once against workers workers (an API apart)
@@ -341,7 +402,7 @@ func (r sideBySide) rows() [][2]string {
 	return [][2]string{
 		{"(a) original, before its caches (image built per request), client-seen", f(median(r.original))},
 		{"(b) by hand: docker run, copy, forge script compiling and deploying", f(median(r.byHand))},
-		{"(c) floor: forge script alone in a warm container, artifacts built", f(median(r.floor))},
+		{"(c) floor: forge script alone in a warm container, artifacts built, through a gateway", f(median(r.floor))},
 		{"(d) service cold (first deployment), job total", f(r.cold)},
 		{"(d) service cold, client-seen (POST /deploy?wait=)", f(r.coldSeen)},
 		{"(d) service warm, job total", f(median(r.warm))},
@@ -359,7 +420,7 @@ func (r sideBySide) ratios() [][2]string {
 	return [][2]string{
 		{"warm / floor (goal ≤ 1.15×)", x(median(r.warm) / floor)},
 		{"client-seen / floor (goal ≤ 1.30×)", x(median(r.warmSeen) / floor)},
-		{"warm / forge inside it (through the gateway, --unlocked)", x(median(r.warm) / median(r.warmForge))},
+		{"warm / forge inside it", x(median(r.warm) / median(r.warmForge))},
 		{"warm / by hand", x(median(r.warm) / median(r.byHand))},
 		{"cold / warm", x(r.cold / median(r.warm))},
 		{"original / warm client-seen", x(median(r.original) / median(r.warmSeen))},
@@ -412,10 +473,16 @@ How each is measured:
 - (a) the service with IMAGE_CACHE_ENABLED, CONTAINER_REUSE_ENABLED and FOUNDRY_CACHE_ENABLED
   false: every request builds the runner image, runs a fresh container, compiles, deploys and
   removes the container, as the original system did before its cache.
-- (b) and (c) run forge in containers of the service's own runner image on its chains' network,
-  signing with anvil's first key (` + "`--private-key`" + `) and sending to the chain directly. The
-  service's forge sends through the job's gateway, which signs for it (` + "`--unlocked`" + `): the
-  service's figures include the gateway, the floor does not.
+- (b) runs forge in a fresh container of the service's own runner image on its chains' network,
+  signing with anvil's first key (` + "`--private-key`" + `) and sending to the chain directly, as a
+  user by hand would.
+- (c) runs forge with ` + "`docker exec`" + ` in a container like a job's (no network, the project
+  built in it) and sends through a gateway in front of the chain, which signs for it
+  (` + "`--unlocked`" + `), with the relay already running in the container: as the service's forge
+  sends. The floor is forge and the gateway, and nothing of the service.
+- (d) the service's forge runs in a warm container of its pool; the first command of a job
+  reaches it through the agent the pool started there while it idled, not through a
+  ` + "`docker exec`" + ` of its own (see docs in README.md, "Where a warm deployment's time goes").
 - (d) client-seen is one ` + "`POST /deploy?wait=5m`" + ` request, from sending it to the job in its answer.
 - (e) an API and the workers apart on one redis-server; the deployments are sent at once, each
   a long poll; the figure runs from the first request to the last answer.

@@ -483,6 +483,13 @@ func deref(s *string) string {
 // the chain's admin token, for what users do not get (tracing).
 func (s *stack) chainAdmin(t testing.TB, network string) *chains.RPC {
 	t.Helper()
+	url, header := s.chainAccess(t, network)
+	return chains.NewRPC(url, header)
+}
+
+// chainAccess is the URL and the header chainAdmin reaches a chain with.
+func (s *stack) chainAccess(t testing.TB, network string) (string, http.Header) {
+	t.Helper()
 	eng := testenv.RequireEngine(t, s.instance)
 	c, err := eng.InspectContainer(context.Background(), "deployer-"+s.instance+"-chain-"+network)
 	if err != nil {
@@ -497,5 +504,5 @@ func (s *stack) chainAdmin(t testing.TB, network string) *chains.RPC {
 	if token == "" || c.HostPorts[8545] == 0 {
 		t.Fatalf("chain %s: no admin token or port", network)
 	}
-	return chains.NewRPC("http://127.0.0.1:"+strconv.Itoa(c.HostPorts[8545]), http.Header{chains.AdminHeader: {token}})
+	return "http://127.0.0.1:" + strconv.Itoa(c.HostPorts[8545]), http.Header{chains.AdminHeader: {token}}
 }
