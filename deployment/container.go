@@ -32,6 +32,15 @@ type box struct {
 	broken bool
 	// forge is the time spent in forge's commands.
 	forge time.Duration
+
+	// agent, while the job has not used it, is the agent waiting in the container
+	// (see agent.go); pending is the copy it is to make before the job's next
+	// command, and copied is when it made it.
+	agent   *agentProc
+	pending func(io.Writer) error
+	copied  time.Time
+	// onCopy is told how long of the command that carried the copy the copy took.
+	onCopy func(time.Duration)
 }
 
 // JobContainer is the container jobs of a network and framework run in. Nothing in it
@@ -70,7 +79,8 @@ func (b *box) release(ctx context.Context) {
 // copyProject puts the project into the container (with the files the job replaces or
 // adds, and the cached artifacts when there are) through the engine API: never a bind
 // mount, since the worker may itself run in a container, and the user's directory is
-// never written to.
+// never written to. With an agent in the container, the copy goes with the job's
+// next command.
 func (b *box) copyProject(ctx context.Context, dir string, lim projects.Limits, opts projects.PackOptions, cached []byte, layout compilecache.Layout) error {
 	opts.Prefix, opts.UID, opts.GID = "project/", 10001, 10001
 	if cached != nil {
@@ -86,8 +96,13 @@ func (b *box) copyProject(ctx context.Context, dir string, lim projects.Limits, 
 			})
 		}
 	}
+	pack := func(w io.Writer) error { return projects.Pack(w, dir, lim, opts) }
+	if b.agent != nil {
+		b.pending = pack
+		return nil
+	}
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(projects.Pack(pw, dir, lim, opts)) }()
+	go func() { pw.CloseWithError(pack(pw)) }()
 	var out bytes.Buffer
 	code, err := b.exec(ctx, []string{"tar", "-x", "--no-same-permissions", "-C", workDir}, pr, &out, &out)
 	pr.Close()
@@ -204,6 +219,10 @@ func (b *box) forgeExec(ctx context.Context, cmd []string, out *output) (int, er
 func (b *box) forgeExecTo(ctx context.Context, cmd []string, out *output, stderr io.Writer) (int, error) {
 	start := time.Now()
 	code, err := b.exec(ctx, cmd, nil, out, stderr)
+	if b.copied.After(start) {
+		// The command carried the project's copy (the agent's): not forge's time.
+		start = b.copied
+	}
 	b.forge += time.Since(start)
 	if err != nil {
 		return code, b.explain(ctx, err)
@@ -217,14 +236,32 @@ func (b *box) exec(ctx context.Context, cmd []string, stdin io.Reader, stdout, s
 	if cmd[0] == "tar" {
 		dir = workDir
 	}
-	code, err := b.c.Exec(ctx, engine.ExecSpec{
-		Cmd:     cmd,
-		Env:     b.env,
-		WorkDir: dir,
-		Stdin:   stdin,
-		Stdout:  stdout,
-		Stderr:  stderr,
-	})
+	if b.pending != nil && stdin != nil {
+		// The agent gives its command no input: the copy goes first, alone.
+		var msg bytes.Buffer
+		code, err := b.execAfterCopy(ctx, workDir, []string{"true"}, &msg, &msg)
+		if err == nil && code != 0 {
+			err = fmt.Errorf("copy project into container: exited %d: %s", code, lastLine(msg.String()))
+		}
+		if err != nil {
+			b.broken = true
+			return -1, err
+		}
+	}
+	var code int
+	var err error
+	if b.pending != nil {
+		code, err = b.execAfterCopy(ctx, dir, cmd, stdout, stderr)
+	} else {
+		code, err = b.c.Exec(ctx, engine.ExecSpec{
+			Cmd:     cmd,
+			Env:     b.env,
+			WorkDir: dir,
+			Stdin:   stdin,
+			Stdout:  stdout,
+			Stderr:  stderr,
+		})
+	}
 	if f, ok := stdout.(interface{ Flush() }); ok {
 		f.Flush()
 	}
@@ -240,6 +277,29 @@ func (b *box) exec(ctx context.Context, cmd []string, stdin io.Reader, stdout, s
 }
 
 var errKilled = errors.New("the job's command was killed")
+
+// execAfterCopy runs cmd through the agent, after the pending copy.
+func (b *box) execAfterCopy(ctx context.Context, dir string, cmd []string, stdout, stderr io.Writer) (int, error) {
+	a, pack := b.agent, b.pending
+	b.agent, b.pending = nil, nil
+	start := time.Now()
+	code, copied, err := a.run(ctx, pack, dir, b.env, cmd, stdout, stderr)
+	if !copied.IsZero() {
+		b.copied = copied
+		if b.onCopy != nil {
+			b.onCopy(copied.Sub(start))
+		}
+	}
+	return code, err
+}
+
+// closeAgent ends the agent, if the job did not use it.
+func (b *box) closeAgent() {
+	if b.agent != nil {
+		_ = b.agent.Close()
+		b.agent, b.pending = nil, nil
+	}
+}
 
 // explain turns a command killed for memory into the reason a user understands.
 // A command cut by its step's limit is the step's to name (see within).

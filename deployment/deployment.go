@@ -153,7 +153,7 @@ type job struct {
 	depsKey   string
 	box       *box
 	gw        *gateway.Session
-	relay     *relay
+	relay     *relayLink
 	relayWait time.Duration
 
 	// unlocks release the sender locks the job took, its own and those of addresses
@@ -196,6 +196,7 @@ func (j *job) run(ctx context.Context) error {
 func (j *job) close(ctx context.Context) {
 	j.clock.enter(phaseRelease)
 	if j.box != nil {
+		j.box.closeAgent()
 		j.stopRelay()
 		j.r.Timings.Within.Forge = j.box.forge.Milliseconds()
 		j.box.release(ctx)
@@ -341,14 +342,15 @@ func (j *job) openContainer(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		j.box = &box{c: c, mem: j.d.cfg.Memory, env: env}
+		j.box = &box{c: c, mem: j.d.cfg.Memory, env: env, onCopy: func(d time.Duration) { j.clock.charge(phaseCopy, d) }}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
 	j.clock.enter(phaseCopy)
-	// The relay starts while the project is copied in; the script waits for it.
+	// The relay runs already (or starts now), the agent waits for the project; the
+	// script waits for the relay.
 	j.startRelay(ctx)
 	j.r.Cache.ContainerReused = j.box.c.Reused()
 	j.rep.Container(j.box.c.ID(), j.box.c.Reused())

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -141,6 +142,7 @@ func (c *fakeContainer) rpc(method string, params ...any) (json.RawMessage, erro
 func (c *fakeContainer) ID() string                     { return "c0ffee000000" }
 func (c *fakeContainer) Reused() bool                   { return false }
 func (c *fakeContainer) TakeWarm() io.Closer            { return nil }
+func (c *fakeContainer) Keep(w io.Closer)               { _ = w.Close() }
 func (c *fakeContainer) OOMKilled(context.Context) bool { return false }
 func (c *fakeContainer) Release(ok bool)                { c.released = &ok }
 
@@ -167,6 +169,8 @@ func (c *fakeContainer) Exec(ctx context.Context, spec engine.ExecSpec) (int, er
 			}
 			answers <- line
 		}
+	case spec.Cmd[0] == "bash" && len(spec.Cmd) > 2 && spec.Cmd[2] == agentScript:
+		return c.agent(ctx, spec)
 	case spec.Cmd[0] == "tar" && spec.Cmd[1] == "-x":
 		tr := tar.NewReader(spec.Stdin)
 		for {
@@ -182,6 +186,50 @@ func (c *fakeContainer) Exec(ctx context.Context, spec engine.ExecSpec) (int, er
 		return c.forge(ctx, c, spec.Cmd, spec.Stdout)
 	}
 	return 127, nil
+}
+
+// agent does what agentScript does: reads the header and the files, marks the copy,
+// and runs the command.
+func (c *fakeContainer) agent(ctx context.Context, spec engine.ExecSpec) (int, error) {
+	in := bufio.NewReader(spec.Stdin)
+	next := func() (string, bool) {
+		s, err := in.ReadString(0)
+		return strings.TrimSuffix(s, "\x00"), err == nil
+	}
+	v, ok := next()
+	n, err := strconv.Atoi(v)
+	if !ok || err != nil {
+		return 111, nil
+	}
+	args := make([]string, n)
+	for i := range args {
+		if args[i], ok = next(); !ok {
+			return 111, nil
+		}
+	}
+	tr := tar.NewReader(in)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return 111, nil
+		}
+		c.mu.Lock()
+		c.copied = append(c.copied, h.Name)
+		c.mu.Unlock()
+	}
+	if _, err := spec.Stderr.Write([]byte{agentCopied}); err != nil {
+		return -1, err
+	}
+	inner := engine.ExecSpec{WorkDir: args[0], Stdout: spec.Stdout, Stderr: spec.Stderr}
+	rest := args[1:]
+	for len(rest) > 0 && strings.Contains(rest[0], "=") {
+		inner.Env, rest = append(inner.Env, rest[0]), rest[1:]
+	}
+	inner.Cmd = rest
+	return c.Exec(ctx, inner)
 }
 
 func (c *fakeContainer) ran(prefix string) bool {

@@ -9,6 +9,7 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
@@ -22,18 +23,18 @@ import (
 )
 
 // The job's gateway: the only way its container reaches the chain (see package
-// gateway). It is opened when the job has its container and chain, and its relay
-// runs in the container while the job's commands run.
+// gateway). It is opened when the job has its chain; the container's relay carries
+// the job's requests to it while the job runs.
+//
+// The relay (`node relay.js`, its standard input and output carrying the requests)
+// runs as relayUser, not as the job's user: no process of a job can signal, trace or
+// read it, and a reset, which ends every process of the job's user, leaves it
+// running. It outlives the job that started it: each job attaches its gateway for its
+// own time, the container keeps the relay for the next, and a warm job never waits
+// for Node.js to start.
 
-// relay is the gateway's end in a job's container: `node relay.js`, run with
-// docker exec, its standard input and output carrying the requests.
-type relay struct {
-	// in is the relay's standard input: closing it ends the relay.
-	in    *io.PipeWriter
-	ready chan struct{}
-	// done has the exec's end: nil, or why the relay could not run.
-	done chan error
-}
+// relayUser runs the relay. It owns nothing in the container.
+const relayUser = "10002:10002"
 
 // clientOf names who a job deploys for: its client (a token's holder), or, without
 // tokens, the job alone.
@@ -93,58 +94,95 @@ func (j *job) senderLock(a common.Address) string {
 	return j.d.Namespace.SenderLock(owner, j.proj.plan.Network.Name, strings.ToLower(a.Hex()))
 }
 
-// startRelay starts the relay in the job's container and serves the gateway to it;
-// it does not wait for the relay to listen (waitRelay does).
+// startRelay attaches the job's gateway to the container's relay, and gives the
+// job's box its agent: the ones the container readied while it idled, when they
+// still run, or new ones. It does not wait for the relay to listen (waitRelay does).
 func (j *job) startRelay(ctx context.Context) {
-	p, warm := j.box.c.TakeWarm().(*relayProc)
-	if warm && !p.alive() {
-		_ = p.Close()
-		warm = false
+	var link *relayLink
+	if w, ok := j.box.c.TakeWarm().(*warmed); ok {
+		if w.relay.alive() {
+			link = w.relay
+		} else {
+			_ = w.relay.Close()
+		}
+		if w.agent.alive() {
+			j.box.agent = w.agent
+		} else {
+			_ = w.agent.Close()
+		}
 	}
-	r := &relay{ready: make(chan struct{})}
-	if warm {
-		// Started while the container idled: listening already, or soon.
-		go func() {
-			select {
-			case <-p.listening:
-			case <-ctx.Done():
-				return
-			}
-			close(r.ready)
-			_ = gateway.Serve(ctx, j.gw, p.out, p.in, make(chan struct{}))
-		}()
-	} else {
-		p = launchRelay(ctx, j.box.c.Exec)
-		go func() { _ = gateway.Serve(ctx, j.gw, p.out, p.in, r.ready) }()
+	if link == nil {
+		link = launchRelay(j.box.c.Exec)
 	}
-	r.in, r.done = p.in, p.done
-	j.relay = r
+	if j.box.agent == nil {
+		j.box.agent = launchAgent(j.box.c.Exec)
+	}
+	link.attach(ctx, j.gw)
+	j.relay = link
 }
 
-// relayProc is a relay process in a job container.
-type relayProc struct {
-	// in is its standard input (the gateway's answers; closing it ends the relay),
-	// out its standard output (the requests).
+// waitRelay waits until the relay listens.
+func (j *job) waitRelay(ctx context.Context) error {
+	start := time.Now()
+	defer func() { j.relayWait = time.Since(start) }()
+	select {
+	case <-j.relay.listening:
+		return nil
+	case <-j.relay.ended:
+		j.box.broken = true
+		if err := j.relay.err; err != nil {
+			return err
+		}
+		return fmt.Errorf("the job's relay ended before it listened")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// stopRelay takes the job's gateway off the relay and hands the relay back to the
+// container, for its next job.
+func (j *job) stopRelay() {
+	if j.relay == nil {
+		return
+	}
+	j.relay.detach()
+	if !j.relay.alive() {
+		j.box.broken = true
+		_ = j.relay.Close()
+		return
+	}
+	j.box.c.Keep(j.relay)
+}
+
+// relayLink is a relay in a job container and the worker's end of it.
+type relayLink struct {
 	in  *io.PipeWriter
 	out *bufio.Reader
-	// done has the exec's end: nil, or why the relay could not run.
-	done chan error
-	// stop ends the exec of a relay started ahead of its job, and listening is
-	// closed once it listens.
-	stop      context.CancelFunc
+	// listening is closed once the relay listens; ended once its exec ended, with
+	// err: nil, or why it could not run.
 	listening chan struct{}
+	ended     chan struct{}
+	err       error
+	stop      context.CancelFunc
+
+	// h answers the requests of the job attached, in its ctx; none, nil.
+	mu   sync.Mutex
+	h    gateway.Handler
+	hctx context.Context
 }
 
-// launchRelay starts the relay with exec, which runs a command in the container.
-func launchRelay(ctx context.Context, exec func(context.Context, engine.ExecSpec) (int, error)) *relayProc {
+// launchRelay starts a relay with exec, which runs a command in the container, and
+// serves what it relays to whichever job is attached.
+func launchRelay(exec func(context.Context, engine.ExecSpec) (int, error)) *relayLink {
+	ctx, stop := context.WithCancel(context.Background())
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
-	p := &relayProc{in: inW, out: bufio.NewReaderSize(outR, 64<<10), done: make(chan error, 1)}
+	l := &relayLink{in: inW, out: bufio.NewReaderSize(outR, 64<<10), listening: make(chan struct{}), ended: make(chan struct{}), stop: stop}
 	go func() {
 		var stderr bytes.Buffer
 		code, err := exec(ctx, engine.ExecSpec{
 			Cmd:    []string{"node", "/usr/local/lib/deployer/relay.js", strconv.Itoa(gateway.RelayPort)},
-			User:   jobUser,
+			User:   relayUser,
 			Stdin:  inR,
 			Stdout: outW,
 			Stderr: &limitWriter{w: &stderr, n: 64 << 10},
@@ -154,88 +192,112 @@ func launchRelay(ctx context.Context, exec func(context.Context, engine.ExecSpec
 		if err == nil && code != 0 {
 			err = fmt.Errorf("the job's relay exited %d: %s", code, lastLine(stderr.String()))
 		}
-		p.done <- err
+		l.err = err
+		close(l.ended)
 	}()
-	return p
+	go func() {
+		if err := gateway.AwaitReady(l.out); err != nil {
+			// It died, or speaks no relay: a job that took it sees it end.
+			l.stop()
+			return
+		}
+		close(l.listening)
+		_ = gateway.Serve(ctx, l, l.out, l.in, make(chan struct{}))
+		// A relay that speaks no more frames is of no use to anyone.
+		l.stop()
+	}()
+	return l
+}
+
+// attach makes h answer the relay's requests, in ctx, until detach.
+func (l *relayLink) attach(ctx context.Context, h gateway.Handler) {
+	l.mu.Lock()
+	l.h, l.hctx = h, ctx
+	l.mu.Unlock()
+}
+
+func (l *relayLink) detach() {
+	l.mu.Lock()
+	l.h, l.hctx = nil, nil
+	l.mu.Unlock()
+}
+
+// noJob answers a request that came when no job was attached: one its job, now
+// ended, left behind.
+var noJob = []byte(`{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"no deployment is running in this container"}}`)
+
+// Handle answers a request with the attached job's gateway.
+func (l *relayLink) Handle(_ context.Context, body []byte) []byte {
+	l.mu.Lock()
+	h, ctx := l.h, l.hctx
+	l.mu.Unlock()
+	if h == nil {
+		return noJob
+	}
+	return h.Handle(ctx, body)
 }
 
 // alive says the relay still runs.
-func (p *relayProc) alive() bool {
+func (l *relayLink) alive() bool {
 	select {
-	case err := <-p.done:
-		p.done <- err
+	case <-l.ended:
 		return false
 	default:
 		return true
 	}
 }
 
-// Close ends a relay that no job took.
-func (p *relayProc) Close() error {
-	p.in.Close()
+// Close ends the relay: closing its input ends it.
+func (l *relayLink) Close() error {
+	l.in.Close()
 	select {
-	case <-p.done:
+	case <-l.ended:
 	case <-time.After(5 * time.Second):
-		if p.stop != nil {
-			p.stop()
-		}
+		l.stop()
+		<-l.ended
 	}
 	return nil
 }
 
-// RelayWarmer is the pool's Warmer: it starts the relay in each container that
-// comes back idle, so that the next job finds it listening instead of waiting for
-// Node.js to start. The relay is the same for every job (the gateway behind it is
-// the job's): it listens on the container's loopback and forwards, nothing more.
-// It does not wait for the relay to listen: the container is idle at once, and a job
-// that takes it at once waits for what is left of the start.
-func RelayWarmer(eng ContainerEngine) pool.Warmer {
-	return func(_ context.Context, id string) (io.Closer, error) {
-		rctx, cancel := context.WithCancel(context.Background())
-		p := launchRelay(rctx, func(ctx context.Context, spec engine.ExecSpec) (int, error) { return eng.Exec(ctx, id, spec) })
-		p.stop, p.listening = cancel, make(chan struct{})
-		go func() {
-			if err := gateway.AwaitReady(p.out); err != nil {
-				// It died, or speaks no relay: a job that took it sees it end.
-				_ = p.Close()
-				return
+// warmed is what Warmer readies in an idle container for its next job.
+type warmed struct {
+	relay *relayLink
+	agent *agentProc
+}
+
+// Running says the container still runs: what was started there does (the pool
+// asks, instead of the engine).
+func (w *warmed) Running() bool { return w.relay.alive() && w.agent.alive() }
+
+func (w *warmed) Close() error {
+	_ = w.agent.Close()
+	return w.relay.Close()
+}
+
+// Warmer is the pool's Warmer: in each container that comes back idle it starts the
+// agent, and the relay unless the last job handed it back running, so that the next
+// job finds both waiting instead of waiting for Node.js and for docker exec. Neither
+// knows a job yet. A new relay is waited for until it listens (a new container, a
+// spare): a job that comes meanwhile takes a container that is ready, or waits for one.
+func Warmer(eng ContainerEngine) pool.Warmer {
+	return func(ctx context.Context, id string, kept io.Closer) (io.Closer, error) {
+		exec := func(ctx context.Context, spec engine.ExecSpec) (int, error) { return eng.Exec(ctx, id, spec) }
+		link, ok := kept.(*relayLink)
+		if !ok || !link.alive() {
+			if kept != nil {
+				_ = kept.Close()
 			}
-			close(p.listening)
-		}()
-		return p, nil
-	}
-}
-
-// waitRelay waits until the relay listens.
-func (j *job) waitRelay(ctx context.Context) error {
-	start := time.Now()
-	defer func() { j.relayWait = time.Since(start) }()
-	select {
-	case <-j.relay.ready:
-		return nil
-	case err := <-j.relay.done:
-		j.box.broken = true
-		if err == nil {
-			err = fmt.Errorf("the job's relay ended before it listened")
+			link = launchRelay(exec)
 		}
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// stopRelay ends the relay and waits for it, so that the container's reset finds
-// none of the job's processes.
-func (j *job) stopRelay() {
-	if j.relay == nil {
-		return
-	}
-	j.relay.in.Close()
-	select {
-	case <-j.relay.done:
-	case <-time.After(10 * time.Second):
-		// Its reset kills it, or the container goes.
-		j.box.broken = true
+		w := &warmed{relay: link, agent: launchAgent(exec)}
+		select {
+		case <-link.listening:
+		case <-link.ended:
+		case <-ctx.Done():
+			_ = w.Close()
+			return nil, ctx.Err()
+		}
+		return w, nil
 	}
 }
 

@@ -40,6 +40,7 @@ func (l *leased) ID() string          { return l.lease.ID }
 func (l *leased) Reused() bool        { return l.lease.Reused }
 func (l *leased) Release(ok bool)     { l.lease.Release(ok) }
 func (l *leased) TakeWarm() io.Closer { return l.lease.TakeWarm() }
+func (l *leased) Keep(w io.Closer)    { l.lease.Keep(w) }
 func (l *leased) Exec(ctx context.Context, spec engine.ExecSpec) (int, error) {
 	return l.eng.Exec(ctx, l.lease.ID, spec)
 }

@@ -43,9 +43,12 @@ type Container interface {
 	OOMKilled(ctx context.Context) bool
 	// Release gives it back: ok false (the job was interrupted) destroys it.
 	Release(ok bool)
-	// TakeWarm hands over what the pool readied in it for the job (its relay,
-	// started while it idled), or nil; the job closes it.
+	// TakeWarm hands over what the pool readied in it for the job (its relay and
+	// agent, started while it idled), or nil; the job closes it, or Keeps it.
 	TakeWarm() io.Closer
+	// Keep hands back what outlives the job in the container (its relay), for the
+	// container's next job; it is closed if the container goes instead.
+	Keep(io.Closer)
 }
 
 // CompileCache keeps compiled artifacts between jobs (the compile cache).

@@ -50,6 +50,16 @@ func (s *stopwatch) enterAt(phase string, now time.Time) {
 	s.cur, s.last = phase, now
 }
 
+// charge moves d, spent while the current phase ran, to phase: a step that did the
+// work of two tells afterwards how long the first one took.
+func (s *stopwatch) charge(phase string, d time.Duration) {
+	if d <= 0 || phase == s.cur {
+		return
+	}
+	s.spent[phase] += d
+	s.spent[s.cur] -= d
+}
+
 // stop stops the watch and sets t's phases from it (Within is not the watch's).
 func (s *stopwatch) stop(t *jobs.Timings) {
 	s.enter("")

@@ -30,3 +30,20 @@ func TestStopwatchPhasesAddUp(t *testing.T) {
 		t.Errorf("queue %d ms (want 1), project %d ms (want 2: 1.6 ms, rounded with the queue's 1.4)", got.Queue, got.Project)
 	}
 }
+
+// A step that did the work of two (the agent's copy and the command after it) moves
+// the first one's share to its phase afterwards; the phases still add up.
+func TestStopwatchChargeMovesTimeBetweenPhases(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	s := newStopwatch(t0, t0)
+	s.enterAt(phaseCopy, t0.Add(10*time.Millisecond))
+	s.enterAt(phaseDeploy, t0.Add(11*time.Millisecond))
+	// The deploy step's command carried the copy, which took 40 ms of its 300.
+	s.charge(phaseCopy, 40*time.Millisecond)
+	s.enterAt(phaseConfirm, t0.Add(311*time.Millisecond))
+	var got jobs.Timings
+	s.stop(&got)
+	if got.Copy != 41 || got.Deploy != 260 || got.Total != got.Project+got.Copy+got.Deploy+got.Confirm {
+		t.Fatalf("copy %d ms (want 41), deploy %d ms (want 260): %+v", got.Copy, got.Deploy, got)
+	}
+}

@@ -19,22 +19,37 @@ import (
 // trace shows the creation) and code is at its address. The creating transaction is
 // read from the chain, not from forge's file.
 func confirm(ctx context.Context, rpc *chains.RPC, b foundry.Broadcast, log *slog.Logger) ([]jobs.Contract, error) {
+	// One round trip: every receipt and trace, and the code at every address forge
+	// names.
+	receipts := make([]*chains.Receipt, len(b.TxHashes))
+	traces := make([]chains.Trace, len(b.TxHashes))
+	codes := make([]string, len(b.Contracts))
+	var calls []*chains.BatchCall
+	for i, h := range b.TxHashes {
+		calls = append(calls, chains.ReceiptCall(h, &receipts[i]), chains.TraceCall(h, &traces[i]))
+	}
+	for i, c := range b.Contracts {
+		calls = append(calls, chains.CodeCall(c.Address, &codes[i]))
+	}
+	if err := rpc.Batch(ctx, calls); err != nil {
+		return nil, fmt.Errorf("confirm deployment: %w", err)
+	}
 	createdBy := map[string]string{}
-	for _, h := range b.TxHashes {
-		rc, err := rpc.Receipt(ctx, h)
-		if err != nil {
-			return nil, fmt.Errorf("confirm deployment: %w", err)
+	for i, h := range b.TxHashes {
+		rc, trace := calls[2*i], calls[2*i+1]
+		if rc.Err != nil {
+			return nil, fmt.Errorf("confirm deployment: %w", rc.Err)
 		}
-		if rc == nil || rc.Status != "0x1" {
+		if receipts[i] == nil || receipts[i].Status != "0x1" {
 			continue
 		}
-		addrs, err := rpc.Created(ctx, h)
-		if err != nil {
+		addrs := traces[i].Created()
+		if trace.Err != nil {
 			// A chain without tracing still names a top-level creation.
-			log.Debug("trace unavailable", "tx", h, "error", err)
+			log.Debug("trace unavailable", "tx", h, "error", trace.Err)
 			addrs = nil
-			if rc.ContractAddress != nil {
-				addrs = []string{strings.ToLower(*rc.ContractAddress)}
+			if ca := receipts[i].ContractAddress; ca != nil {
+				addrs = []string{strings.ToLower(*ca)}
 			}
 		}
 		for _, a := range addrs {
@@ -44,17 +59,16 @@ func confirm(ctx context.Context, rpc *chains.RPC, b foundry.Broadcast, log *slo
 		}
 	}
 	var out []jobs.Contract
-	for _, c := range b.Contracts {
+	for i, c := range b.Contracts {
 		tx, ok := createdBy[c.Address]
 		if !ok {
 			log.Warn("forge reported a contract no transaction of the run created", "contract", c.Name, "address", c.Address)
 			continue
 		}
-		code, err := rpc.Code(ctx, c.Address)
-		if err != nil {
+		if err := calls[2*len(b.TxHashes)+i].Err; err != nil {
 			return nil, fmt.Errorf("confirm deployment: %w", err)
 		}
-		if code == "" || code == "0x" {
+		if codes[i] == "" || codes[i] == "0x" {
 			log.Warn("no code at a reported contract", "contract", c.Name, "address", c.Address)
 			continue
 		}

@@ -265,11 +265,11 @@ func requireQuietContainers(t *testing.T, s *stack) {
 			if err != nil {
 				continue // removed meanwhile
 			}
-			// The container's init and its idle process, and the relay the pool
-			// starts for the next job: nothing of the job's.
+			// The container's init and its idle process, and the relay and the agent
+			// the pool keeps for the next job: nothing of the job's.
 			n := 0
 			for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n")[1:] {
-				if !strings.Contains(line, "/usr/local/lib/deployer/relay.js") {
+				if !strings.Contains(line, "/usr/local/lib/deployer/relay.js") && !strings.Contains(line, "deployer-agent") {
 					n++
 				}
 			}

@@ -42,14 +42,24 @@ type Config struct {
 	// Warm, when set, readies each container that comes back idle for its next
 	// job, off the job's clock.
 	Warm Warmer
+	// Spare keeps a second container ready for a key whose jobs come one after
+	// another (see Pool.spare).
+	Spare bool
 }
 
 // Warmer readies an idle container for its next job: it starts what every job
-// starts first (the job's relay, a Node.js process), so that the job finds it
-// running. It runs after the container's reset; ctx bounds the readying only, not
-// the life of what it starts. What it returns goes with the container to its next
-// lease (Lease.TakeWarm), or is closed when the container goes without one.
-type Warmer func(ctx context.Context, containerID string) (io.Closer, error)
+// starts first (a deployment's relay and agent), so that the job finds it running.
+// It runs after the container's reset; ctx bounds the readying only, not the life of
+// what it starts. kept is what the last job handed back (Lease.Keep), or nil: the
+// Warmer owns it, to use again or close. What it returns goes with the container to
+// its next lease (Lease.TakeWarm), or is closed when the container goes without one.
+type Warmer func(ctx context.Context, containerID string, kept io.Closer) (io.Closer, error)
+
+// running is what a Warmer's result may say: that what it started in the container
+// still runs, so the container does.
+type running interface {
+	Running() bool
+}
 
 // defaultResetWait bounds how long a lease waits for a container of its key to
 // finish its reset before making a new one.
@@ -83,8 +93,9 @@ type member struct {
 	jobs     int
 	created  time.Time
 	lastUsed time.Time
-	// warm is what the Warmer readied for the next job (guarded by the pool's mu).
-	warm io.Closer
+	// warm is what the Warmer readied for the next job, kept what the last job
+	// handed back for the Warmer (both guarded by the pool's mu).
+	warm, kept io.Closer
 }
 
 // Pool is a worker's job containers on one engine.
@@ -171,7 +182,8 @@ type Lease struct {
 	m *member
 	// ID is the container's id.
 	ID string
-	// Reused says the container ran an earlier job.
+	// Reused says the container was waiting in the pool: it ran an earlier job, or
+	// came up as a spare.
 	Reused bool
 	once   sync.Once
 	// warm is what the Warmer readied, until the job takes it.
@@ -187,6 +199,19 @@ func (l *Lease) TakeWarm() io.Closer {
 	w := l.warm
 	l.warm = nil
 	return w
+}
+
+// Keep hands back what the job leaves running in the container for the next (its
+// relay): the Warmer gets it after the reset. It is closed if the container goes.
+func (l *Lease) Keep(w io.Closer) {
+	p := l.p
+	p.mu.Lock()
+	old := l.m.kept
+	l.m.kept = w
+	p.mu.Unlock()
+	if old != nil {
+		_ = old.Close()
+	}
 }
 
 // ErrClosed says the pool is shutting down.
@@ -206,18 +231,22 @@ func (p *Pool) Lease(ctx context.Context, spec engine.ContainerSpec, job string)
 			m := list[len(list)-1]
 			p.idle[key] = list[:len(list)-1]
 			p.busy[m.id] = m
-			p.mu.Unlock()
-			// A container that died while idle is not handed out.
-			if c, err := p.eng.InspectContainer(ctx, m.id); err != nil || !c.Running {
-				p.destroy(m, "dead while idle")
-				continue
-			}
-			p.hits.Add(1)
-			p.setLease(ctx, m, leaseBusy, job)
-			p.mu.Lock()
 			warm := m.warm
+			p.mu.Unlock()
+			// A container that died while idle is not handed out. What the Warmer
+			// started there answers without a round trip to the engine.
+			if r, ok := warm.(running); !ok || !r.Running() {
+				if c, err := p.eng.InspectContainer(ctx, m.id); err != nil || !c.Running {
+					p.destroy(m, "dead while idle")
+					continue
+				}
+			}
+			p.mu.Lock()
 			m.warm = nil
 			p.mu.Unlock()
+			p.hits.Add(1)
+			p.setLease(ctx, m, leaseBusy, job)
+			p.spare(spec, key)
 			return &Lease{p: p, m: m, ID: m.id, Reused: true, warm: warm}, nil
 		}
 		if p.cfg.Enabled && p.resetting[key] > 0 && time.Now().Before(waitReset) {
@@ -353,33 +382,70 @@ func (l *Lease) Release(ok bool) {
 		case p.cfg.MaxJobsPerContainer > 0 && m.jobs >= p.cfg.MaxJobsPerContainer:
 			p.destroy(m, "ran its share of jobs")
 		default:
-			p.resets.Add(1)
 			p.mu.Lock()
-			p.resetting[m.key]++
-			p.inReset++
+			p.comingLocked(m.key)
 			p.mu.Unlock()
 			go func() {
 				defer p.resets.Done()
+				defer p.came(m.key)
 				p.giveBack(m)
 			}()
 		}
 	})
 }
 
+// comingLocked counts a container on its way to idle (a reset, a spare); p.mu is
+// held. Leases of its key wait a little for it; came counts it in.
+func (p *Pool) comingLocked(key string) {
+	p.resets.Add(1)
+	p.resetting[key]++
+	p.inReset++
+}
+
+func (p *Pool) came(key string) {
+	p.mu.Lock()
+	p.resetting[key]--
+	if p.inReset--; p.inReset == 0 {
+		close(p.settled)
+		p.settled = make(chan struct{})
+	}
+	p.mu.Unlock()
+	p.signal()
+}
+
+// spare starts a second container of a key whose only one a job just took, when
+// the pool has room: a job that follows at once takes it instead of waiting for the
+// first one's reset, and the two take turns. Nothing is made for a key used once.
+func (p *Pool) spare(spec engine.ContainerSpec, key string) {
+	p.mu.Lock()
+	if !p.cfg.Spare || p.cfg.MaxIdlePerKey < 2 || len(p.idle[key]) > 0 || p.resetting[key] > 0 || p.total >= p.cfg.MaxContainers {
+		p.mu.Unlock()
+		return
+	}
+	p.total++
+	p.comingLocked(key)
+	p.mu.Unlock()
+	go func() {
+		defer p.resets.Done()
+		defer p.came(key)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		m, err := p.create(ctx, spec, key, "")
+		if err != nil {
+			p.mu.Lock()
+			p.total--
+			p.mu.Unlock()
+			p.log.Debug("could not start a spare container", "error", err)
+			return
+		}
+		p.settle(ctx, m)
+	}()
+}
+
 // giveBack resets a container and puts it back in the idle pool.
 func (p *Pool) giveBack(m *member) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	defer func() {
-		p.mu.Lock()
-		p.resetting[m.key]--
-		if p.inReset--; p.inReset == 0 {
-			close(p.settled)
-			p.settled = make(chan struct{})
-		}
-		p.mu.Unlock()
-		p.signal()
-	}()
 	if err := p.reset(ctx, m); err != nil {
 		p.destroy(m, "reset failed: "+err.Error())
 		return
@@ -388,6 +454,12 @@ func (p *Pool) giveBack(m *member) {
 		p.destroy(m, "unhealthy after the job")
 		return
 	}
+	p.settle(ctx, m)
+}
+
+// settle readies a clean container for its next job and makes it idle, unless its
+// key has enough idle ones.
+func (p *Pool) settle(ctx context.Context, m *member) {
 	p.mu.Lock()
 	full := len(p.idle[m.key]) >= p.cfg.MaxIdlePerKey
 	p.mu.Unlock()
@@ -395,9 +467,16 @@ func (p *Pool) giveBack(m *member) {
 		p.destroy(m, "enough idle containers of its kind")
 		return
 	}
+	p.mu.Lock()
+	kept := m.kept
+	m.kept = nil
+	p.mu.Unlock()
+	if p.cfg.Warm == nil && kept != nil {
+		_ = kept.Close()
+	}
 	if p.cfg.Warm != nil {
 		// Without it the job starts its own: a warm-up that fails costs nothing else.
-		if w, err := p.cfg.Warm(ctx, m.id); err != nil {
+		if w, err := p.cfg.Warm(ctx, m.id, kept); err != nil {
 			p.log.Debug("could not ready an idle container", "container", m.name, "error", err)
 		} else {
 			p.mu.Lock()
@@ -440,8 +519,8 @@ func (p *Pool) destroy(m *member, why string) {
 	}
 	p.dropLease(ctx, m.id)
 	p.mu.Lock()
-	warm := m.warm
-	m.warm = nil
+	warm, kept := m.warm, m.kept
+	m.warm, m.kept = nil, nil
 	if _, ok := p.busy[m.id]; ok {
 		delete(p.busy, m.id)
 		p.total--
@@ -453,8 +532,10 @@ func (p *Pool) destroy(m *member, why string) {
 		}
 	}
 	p.mu.Unlock()
-	if warm != nil {
-		_ = warm.Close()
+	for _, c := range []io.Closer{warm, kept} {
+		if c != nil {
+			_ = c.Close()
+		}
 	}
 	p.signal()
 }

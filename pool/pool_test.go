@@ -64,8 +64,22 @@ func newRig(t testing.TB) *rig {
 }
 
 func (r *rig) pool(worker string, enabled bool) *Pool {
-	return New(r.eng, r.rdb, r.ns, Config{Enabled: enabled, MaxIdlePerKey: 2, MaxContainers: 4,
-		IdleTimeout: time.Hour, MaxJobsPerContainer: 10, WorkerID: worker}, r.log)
+	return New(r.eng, r.rdb, r.ns, r.config(worker, enabled), r.log)
+}
+
+// lease leases a container of the rig's spec for job.
+func (r *rig) lease(t testing.TB, p *Pool, job string) *Lease {
+	t.Helper()
+	l, err := p.Lease(context.Background(), r.spec(), job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// config is a pool's usual configuration in these tests.
+func (r *rig) config(worker string, enabled bool) Config {
+	return Config{Enabled: enabled, MaxIdlePerKey: 2, MaxContainers: 4, IdleTimeout: time.Hour, MaxJobsPerContainer: 10, WorkerID: worker}
 }
 
 // spec is a job container like the deployment's, on the base image.
@@ -127,10 +141,7 @@ func TestReusedContainerComesBackClean(t *testing.T) {
 	r := newRig(t)
 	p := r.pool("w1", true)
 	ctx := context.Background()
-	first, err := p.Lease(ctx, r.spec(), "job-1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	first := r.lease(t, p, "job-1")
 	if first.Reused {
 		t.Error("a new container reported as reused")
 	}
@@ -145,16 +156,24 @@ func TestReusedContainerComesBackClean(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("planting failed: %d", code)
 	}
+	// A process of another user is the worker's own (a deployment's relay): the
+	// reset leaves it.
+	if code, err := r.eng.Exec(ctx, first.ID, engine.ExecSpec{Cmd: []string{"sh", "-c", "nohup sleep 1002 >/dev/null 2>&1 &"}, User: "10002:10002"}); err != nil || code != 0 {
+		t.Fatalf("starting the worker's process: %d %v", code, err)
+	}
+	// Which the job cannot end.
+	if out, code := r.sh(t, first.ID, `for d in /proc/[0-9]*; do
+		case "$(tr '\0' ' ' < $d/cmdline 2>/dev/null)" in "sleep 1002 "*) kill -9 ${d#/proc/} && echo killed ;; esac
+	done; exit 0`); code != 0 || strings.Contains(out, "killed") {
+		t.Fatalf("the job ended the worker's process: %d %s", code, out)
+	}
 	if out, _ := r.sh(t, first.ID, "ps -eo comm= 2>/dev/null || ls /proc | grep -c '^[0-9]'"); out == "" {
 		t.Fatal("cannot see processes")
 	}
 	first.Release(true)
 	waitIdle(t, p, 1)
 
-	second, err := p.Lease(ctx, r.spec(), "job-2")
-	if err != nil {
-		t.Fatal(err)
-	}
+	second := r.lease(t, p, "job-2")
 	if !second.Reused || second.ID != first.ID {
 		t.Fatalf("second lease: reused %t, container %s (first %s)", second.Reused, second.ID, first.ID)
 	}
@@ -164,8 +183,8 @@ func TestReusedContainerComesBackClean(t *testing.T) {
 			t.Errorf("the next job sees %q:\n%s", leftover, out)
 		}
 	}
-	if !strings.Contains(out, "sleep infinity") {
-		t.Errorf("the container's own process is gone:\n%s", out)
+	if !strings.Contains(out, "sleep infinity") || !strings.Contains(out, "sleep 1002") {
+		t.Errorf("the container's own process, or the worker's, is gone:\n%s", out)
 	}
 	second.Release(true)
 	waitIdle(t, p, 1)
@@ -195,16 +214,9 @@ func TestReuseDisabledGivesFreshContainersAndKeepsNone(t *testing.T) {
 	t.Parallel()
 	r := newRig(t)
 	p := r.pool("w1", false)
-	ctx := context.Background()
-	a, err := p.Lease(ctx, r.spec(), "job-1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := r.lease(t, p, "job-1")
 	a.Release(true)
-	b, err := p.Lease(ctx, r.spec(), "job-2")
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := r.lease(t, p, "job-2")
 	b.Release(true)
 	if a.ID == b.ID || b.Reused {
 		t.Errorf("reuse disabled, yet the second job got %s (first %s), reused %t", b.ID, a.ID, b.Reused)
@@ -270,14 +282,8 @@ func TestFullPoolEvictsIdleOfAnotherKey(t *testing.T) {
 	r := newRig(t)
 	p := New(r.eng, r.rdb, r.ns, Config{Enabled: true, MaxIdlePerKey: 2, MaxContainers: 2, WorkerID: "w1"}, r.log)
 	ctx := context.Background()
-	a, err := p.Lease(ctx, r.spec(), "1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := p.Lease(ctx, r.spec(), "2")
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := r.lease(t, p, "1")
+	b := r.lease(t, p, "2")
 	a.Release(true)
 	b.Release(true)
 	waitIdle(t, p, 2)
@@ -361,14 +367,8 @@ func TestCleanupLeavesRunningJobsAlone(t *testing.T) {
 	r := newRig(t)
 	ctx := context.Background()
 	p := r.pool("w1", true)
-	running, err := p.Lease(ctx, r.spec(), "1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	idle, err := p.Lease(ctx, r.spec(), "2")
-	if err != nil {
-		t.Fatal(err)
-	}
+	running := r.lease(t, p, "1")
+	idle := r.lease(t, p, "2")
 	idle.Release(true)
 	waitIdle(t, p, 1)
 	// An exited container of ours.
@@ -402,16 +402,9 @@ func TestBackToBackJobsShareTheContainer(t *testing.T) {
 	r := newRig(t)
 	p := r.pool("w1", true)
 	p.resetWait = time.Minute
-	ctx := context.Background()
-	first, err := p.Lease(ctx, r.spec(), "1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	first := r.lease(t, p, "1")
 	first.Release(true)
-	second, err := p.Lease(ctx, r.spec(), "2")
-	if err != nil {
-		t.Fatal(err)
-	}
+	second := r.lease(t, p, "2")
 	if !second.Reused || second.ID != first.ID {
 		t.Errorf("the next job got %s (reused %t), not the container being reset %s", second.ID[:12], second.Reused, first.ID[:12])
 	}
@@ -425,10 +418,7 @@ func TestCleanupTakesContainersBeingReset(t *testing.T) {
 	r := newRig(t)
 	p := r.pool("w1", true)
 	ctx := context.Background()
-	l, err := p.Lease(ctx, r.spec(), "1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := r.lease(t, p, "1")
 	l.Release(true)
 	rep := p.Cleanup(ctx)
 	if len(rep.Idle) != 1 || len(rep.Errors) != 0 {
@@ -439,5 +429,40 @@ func TestCleanupTakesContainersBeingReset(t *testing.T) {
 	}
 	if s := p.Snapshot(); s.Total != 0 {
 		t.Errorf("pool still counts %d containers", s.Total)
+	}
+}
+
+// With spares, the second job of a key starts a second container; jobs after it
+// take turns between the two, each finding one idle, not one being reset. A key used
+// once gets none.
+func TestSpareContainersTakeTurns(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	cfg := r.config("w1", true)
+	cfg.Spare = true
+	p := New(r.eng, r.rdb, r.ns, cfg, r.log)
+	p.resetWait = time.Minute
+	ctx := context.Background()
+	first := r.lease(t, p, "1")
+	first.Release(true)
+	waitIdle(t, p, 1)
+	if s := p.Snapshot(); s.Total != 1 {
+		t.Fatalf("a key used once has %d containers", s.Total)
+	}
+
+	second := r.lease(t, p, "2")
+	// The spare comes up while the second job runs.
+	waitIdle(t, p, 1)
+	second.Release(true)
+	third := r.lease(t, p, "3")
+	if third.ID == second.ID || !third.Reused {
+		t.Fatalf("the third job got %s (reused %t), not the spare: the second's container was being reset", third.ID[:12], third.Reused)
+	}
+	third.Release(true)
+	if err := p.waitResets(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s := p.Snapshot(); s.Total != 2 || s.Misses != 1 {
+		t.Errorf("snapshot %+v: want two containers, one made for a job", s)
 	}
 }

@@ -10,11 +10,13 @@ import (
 	"github.com/deployer-dev/deployer/engine"
 )
 
-// resetScript ends every process but the container's own (PID 1 and its idle child,
-// given as $1), empties every place a job can write, and fails unless it verified
-// both. It runs as the job's user, who owns everything a job made.
+// resetScript ends every process of the job's user ($2) but the container's idle
+// one ($1), empties every place a job can write, and fails unless it verified both.
+// It runs as the job's user, who owns everything a job made: a job, without
+// capabilities and without new privileges, makes no process of another user, so
+// those are the worker's own (a deployment's relay), which outlive the job.
 const resetScript = `
-keep=" 1 $1 $$ "
+keep=" 1 $1 $$ " me=$2
 strays() {
   out=""
   for d in /proc/[0-9]*; do
@@ -22,11 +24,12 @@ strays() {
     case "$keep" in *" $p "*) continue ;; esac
     # Processes of this script's own pipeline are its children. A zombie is dead
     # already: init reaps it, on a busy machine some time after the kill.
-    ppid="" state=""
+    ppid="" state="" uid=""
     while read -r k v rest; do
-      case "$k" in State:) state=$v ;; PPid:) ppid=$v; break ;; esac
+      case "$k" in State:) state=$v ;; PPid:) ppid=$v ;; Uid:) uid=$v; break ;; esac
     done < "$d/status" 2>/dev/null
     [ -z "$ppid" ] && continue
+    [ "$uid" = "$me" ] || continue
     [ "$ppid" = "$$" ] && continue
     [ "$state" = "Z" ] && continue
     out="$out $p"
@@ -56,7 +59,7 @@ exit 0
 func (p *Pool) reset(ctx context.Context, m *member) error {
 	var out bytes.Buffer
 	code, err := p.eng.Exec(ctx, m.id, engine.ExecSpec{
-		Cmd:    []string{"sh", "-c", resetScript, "reset", strconv.Itoa(m.mainPID)},
+		Cmd:    []string{"sh", "-c", resetScript, "reset", strconv.Itoa(m.mainPID), uidOf(m.user)},
 		User:   m.user,
 		Stdout: &out,
 		Stderr: &out,
@@ -68,6 +71,15 @@ func (p *Pool) reset(ctx context.Context, m *member) error {
 		return fmt.Errorf("exit %d: %s", code, strings.TrimSpace(out.String()))
 	}
 	return nil
+}
+
+// uidOf is the user id of a container's user ("uid" or "uid:gid"), "0" for none.
+func uidOf(user string) string {
+	uid, _, _ := strings.Cut(user, ":")
+	if uid == "" {
+		return "0"
+	}
+	return uid
 }
 
 // mainPID reads the container's idle process: the only child of PID 1 before any

@@ -106,9 +106,9 @@ func New(cfg Config, redisOpt asynq.RedisConnOpt, ns tasks.Namespace, d Deps, lo
 		},
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		// asynq polls queues while they are empty: its default second would be most
-		// of a warm job, and even 100 ms was a tenth of one. 50 polls a second of an
-		// idle worker is little for Redis.
-		TaskCheckInterval: 20 * time.Millisecond,
+		// of a warm job, and even 20 ms was a twentieth of one. 200 polls a second of
+		// an idle worker are little for Redis (a few per mille of a core).
+		TaskCheckInterval: 5 * time.Millisecond,
 		RetryDelayFunc: func(n int, _ error, _ *asynq.Task) time.Duration {
 			// Retries are for our failures (engine restarting, Redis blip): soon,
 			// then backing off.

@@ -255,8 +255,9 @@ func newWorker(ctx context.Context, cfg config.Config, rdb *redis.Client, redisO
 		IdleTimeout:         cfg.PoolIdleTimeout.D(),
 		MaxJobsPerContainer: cfg.PoolMaxJobsPerCtr,
 		WorkerID:            id,
-		// Each idle container has its job's relay running before the job comes.
-		Warm: deployment.RelayWarmer(eng),
+		// Each idle container has the relay and the agent running before its job.
+		Warm:  deployment.Warmer(eng),
+		Spare: cfg.PoolSpare,
 	}, log)
 	sup := chains.NewSupervisor(eng, images, locks, ns, cfg.PublicHost, cfg.ChainRPCVia == "network", log)
 	compiles, err := compilecache.Open(cfg.CompileCacheDir, compilecache.NewIndex(rdb, ns), cfg.CompileCacheTTL.D(), cfg.CompileCacheEnabled, log)

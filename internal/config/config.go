@@ -71,6 +71,7 @@ type Config struct {
 	PoolMaxContainers int      `envconfig:"POOL_MAX_CONTAINERS" default:"8"`
 	PoolIdleTimeout   Duration `envconfig:"POOL_IDLE_TIMEOUT" default:"10m"`
 	PoolMaxJobsPerCtr int      `envconfig:"POOL_MAX_JOBS_PER_CONTAINER" default:"50"`
+	PoolSpare         bool     `envconfig:"POOL_SPARE" default:"true"`
 
 	// The compile cache: compiled artifacts on the worker's host, indexed in Redis.
 	// FOUNDRY_CACHE_* are its public names, from when Foundry was the only framework.
