@@ -72,6 +72,8 @@ type stack struct {
 	insp      *asynq.Inspector
 	stopRedis func()
 	exitOnce  sync.Once
+	// confDir holds the stack's network file.
+	confDir string
 }
 
 type syncBuffer struct {
@@ -220,6 +222,7 @@ func startStack(opts stackOpts) (*stack, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.confDir = dir
 	netFile := filepath.Join(dir, "network.json")
 	nets := testNetworks
 	if opts.networks != "" {
@@ -256,6 +259,8 @@ func startStack(opts stackOpts) (*stack, error) {
 		"WORKER_CONCURRENCY=3",
 		"LOG_LEVEL=debug",
 		"FOUNDRY_CACHE_DIR="+s.foundryCacheDir(),
+		"COMPILER_STORE_DIR="+filepath.Join(s.cacheDir(), "compilers"),
+		"NPM_DEPS_DIR="+filepath.Join(s.cacheDir(), "npm"),
 		// The tests send many deployments from one address; the limit has its own test.
 		"RATE_LIMIT=0",
 	)
@@ -341,10 +346,15 @@ func (s *stack) waitLog(msg string, limit time.Duration) error {
 	return nil
 }
 
-// foundryCacheDir is the installation's compile cache store, shared by its processes.
-func (s *stack) foundryCacheDir() string {
-	return filepath.Join(os.TempDir(), "deployer-"+s.instance+"-foundry")
+// cacheDir holds the installation's caches on this host (the compile cache, the
+// compiler store, Hardhat's dependencies), shared by its processes and removed with
+// it: the default, under the user's cache directory, would outlive the test.
+func (s *stack) cacheDir() string {
+	return filepath.Join(os.TempDir(), "deployer-"+s.instance+"-cache")
 }
+
+// foundryCacheDir is the installation's compile cache store.
+func (s *stack) foundryCacheDir() string { return filepath.Join(s.cacheDir(), "foundry") }
 
 // waitWorker waits for the process's worker to beat in Redis.
 func (s *stack) waitWorker() error {
@@ -376,7 +386,10 @@ func (s *stack) stop() {
 		s.rdb.Close()
 	}
 	_ = testenv.Cleanup(s.instance)
-	os.RemoveAll(s.foundryCacheDir())
+	os.RemoveAll(s.cacheDir())
+	if s.confDir != "" {
+		os.RemoveAll(s.confDir)
+	}
 	if s.stopRedis != nil {
 		s.stopRedis()
 	}
