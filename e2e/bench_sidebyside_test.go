@@ -48,7 +48,9 @@ import (
 //
 // It prints each figure and the ratios, and writes them to docs/benchmarks.md (or
 // BENCH_OUT) with the machine they ran on. BENCH_RUNS sets the runs of each warm
-// figure (5), BENCH_QUEUED the deployments of (e) (20).
+// figure (9), BENCH_QUEUED the deployments of (e) (20). The first warm deployments
+// of a key also start its spare container: medians of enough runs are the steady
+// state's.
 //
 // (b) signs with anvil's first key (--private-key) and talks to the chain directly,
 // as a user by hand would; (c) and the service's forge reach the chain through a
@@ -56,7 +58,7 @@ import (
 // floor is the service's own work.
 func BenchmarkSideBySide(b *testing.B) {
 	requireParts(b)
-	runs := envInt(b, "BENCH_RUNS", 5)
+	runs := envInt(b, "BENCH_RUNS", 9)
 	queued := envInt(b, "BENCH_QUEUED", 20)
 	req := api.DeployRequest{PathURL: "examples/counter", Framework: "foundry"}
 	var r sideBySide
@@ -482,7 +484,7 @@ How each is measured:
   sends. The floor is forge and the gateway, and nothing of the service.
 - (d) the service's forge runs in a warm container of its pool; the first command of a job
   reaches it through the agent the pool started there while it idled, not through a
-  ` + "`docker exec`" + ` of its own (see docs in README.md, "Where a warm deployment's time goes").
+  ` + "`docker exec`" + ` of its own (README.md, "Architecture").
 - (d) client-seen is one ` + "`POST /deploy?wait=5m`" + ` request, from sending it to the job in its answer.
 - (e) an API and the workers apart on one redis-server; the deployments are sent at once, each
   a long poll; the figure runs from the first request to the last answer.
