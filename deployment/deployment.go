@@ -155,6 +155,8 @@ type job struct {
 	gw        *gateway.Session
 	relay     *relayLink
 	relayWait time.Duration
+	// funded has the end of the sender's funding on a managed chain.
+	funded chan error
 
 	// unlocks release the sender locks the job took, its own and those of addresses
 	// it signed for itself; the gateway takes the latter from its own goroutines.
@@ -298,7 +300,15 @@ func (j *job) ensureChain(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return j.openGateway()
+	if err := j.openGateway(); err != nil {
+		return err
+	}
+	if !j.remote() {
+		// The sender's funds are seen to while the job goes on; the script waits.
+		j.funded = make(chan error, 1)
+		go func() { j.funded <- j.fund(ctx) }()
+	}
+	return nil
 }
 
 // lookupCompiled finds the project's artifacts in the compile cache: a hit travels
@@ -399,7 +409,15 @@ func (j *job) deploy(ctx context.Context) error {
 		if j.remote() {
 			return nil
 		}
-		return j.fund(ctx)
+		if j.funded == nil {
+			return j.fund(ctx)
+		}
+		select {
+		case err := <-j.funded:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	})
 	if err != nil {
 		return err

@@ -222,10 +222,12 @@ func (r *Runner) watchCancel(ctx context.Context, id string, cancel context.Canc
 	}
 }
 
-// recorder writes a running job's progress and output to its record. Output is
-// gathered for up to flushEvery (or flushBytes) and written at once: a line at a
-// time, a chatty script would wait on Redis once per line. A step flushes what was
-// gathered first, so that the record's events keep their order.
+// recorder writes a running job's progress and output to its record. The writes go
+// in order through one goroutine of the recorder's: the job never waits on Redis to
+// say where it is. Output is gathered for up to flushEvery (or flushBytes) and
+// written at once: a line at a time, a chatty script would queue a write per line.
+// A step queues what was gathered first, so that the record's events keep their
+// order; flush waits for every write queued.
 type recorder struct {
 	store *Store
 	id    string
@@ -234,11 +236,19 @@ type recorder struct {
 	// attempt's own goroutine.
 	step string
 
-	// mu guards buf and timer; wmu orders the writes.
+	// mu guards the rest.
 	mu    sync.Mutex
 	buf   []byte
 	timer *time.Timer
-	wmu   sync.Mutex
+	queue []recordWrite
+	// done is closed when the writer emptied the queue; nil while none runs.
+	done chan struct{}
+}
+
+// recordWrite is one write of the record: a step, the container, or output.
+type recordWrite struct {
+	step, container string
+	logs            []byte
 }
 
 // How long and how much output the recorder gathers before it writes.
@@ -248,55 +258,101 @@ const (
 )
 
 func (r *recorder) Step(step string) {
-	r.flush()
 	r.step = step
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := r.store.SetStep(ctx, r.id, step); err != nil && !errors.Is(err, ErrFinal) {
-		r.log.Warn("could not record progress", "error", err)
-	}
+	r.enqueue(recordWrite{step: step})
 }
 
 func (r *recorder) Container(id string, reused bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := r.store.SetContainer(ctx, r.id, id); err != nil && !errors.Is(err, ErrFinal) {
-		r.log.Warn("could not record the container", "error", err)
-	}
+	r.enqueue(recordWrite{container: id})
 	r.log.Debug("job container", "container", id[:min(12, len(id))], "reused", reused)
 }
 
 func (r *recorder) Output(p []byte) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.buf = append(r.buf, p...)
-	full := len(r.buf) >= flushBytes
-	if !full && r.timer == nil {
-		r.timer = time.AfterFunc(flushEvery, r.flush)
+	if len(r.buf) >= flushBytes {
+		r.queueOutputLocked()
+		return
 	}
-	r.mu.Unlock()
-	if full {
-		r.flush()
+	if r.timer == nil {
+		r.timer = time.AfterFunc(flushEvery, func() {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			r.queueOutputLocked()
+		})
 	}
 }
 
-// flush writes the output gathered so far.
-func (r *recorder) flush() {
-	r.wmu.Lock()
-	defer r.wmu.Unlock()
+// enqueue queues a write after the output gathered so far.
+func (r *recorder) enqueue(w recordWrite) {
 	r.mu.Lock()
-	p := r.buf
-	r.buf = nil
+	defer r.mu.Unlock()
+	r.queueOutputLocked()
+	r.queue = append(r.queue, w)
+	r.startLocked()
+}
+
+// queueOutputLocked queues the output gathered; r.mu is held.
+func (r *recorder) queueOutputLocked() {
 	if r.timer != nil {
 		r.timer.Stop()
 		r.timer = nil
 	}
-	r.mu.Unlock()
-	if len(p) == 0 {
+	if len(r.buf) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := r.store.AppendLogs(ctx, r.id, p); err != nil {
-		r.log.Warn("could not record output", "error", err)
+	r.queue = append(r.queue, recordWrite{logs: r.buf})
+	r.buf = nil
+	r.startLocked()
+}
+
+// startLocked starts the writer unless it runs; r.mu is held.
+func (r *recorder) startLocked() {
+	if r.done != nil {
+		return
+	}
+	r.done = make(chan struct{})
+	go r.write(r.done)
+}
+
+// write writes the queue, in order, until it is empty.
+func (r *recorder) write(done chan struct{}) {
+	for {
+		r.mu.Lock()
+		if len(r.queue) == 0 {
+			r.done = nil
+			r.mu.Unlock()
+			close(done)
+			return
+		}
+		w := r.queue[0]
+		r.queue = r.queue[1:]
+		r.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		var err error
+		switch {
+		case w.step != "":
+			err = r.store.SetStep(ctx, r.id, w.step)
+		case w.container != "":
+			err = r.store.SetContainer(ctx, r.id, w.container)
+		default:
+			err = r.store.AppendLogs(ctx, r.id, w.logs)
+		}
+		cancel()
+		if err != nil && !errors.Is(err, ErrFinal) {
+			r.log.Warn("could not record the job's progress", "error", err)
+		}
+	}
+}
+
+// flush queues the output gathered and waits until every queued write is done.
+func (r *recorder) flush() {
+	r.mu.Lock()
+	r.queueOutputLocked()
+	done := r.done
+	r.mu.Unlock()
+	if done != nil {
+		<-done
 	}
 }

@@ -66,9 +66,10 @@ func (e *Engine) Exec(ctx context.Context, containerID string, spec engine.ExecS
 			return -1, e.wrap(err, "exec output")
 		}
 	}
-	// The output ends a moment before the engine records the exit.
+	// The output ends a moment before the engine records the exit: asked again
+	// after a millisecond, then less often.
 	code := -1
-	for code < 0 {
+	for wait := time.Millisecond; code < 0; wait = min(2*wait, 5*time.Millisecond) {
 		ins, err := e.cli.ContainerExecInspect(ctx, created.ID)
 		if err != nil {
 			return -1, e.wrap(err, "exec inspect")
@@ -80,7 +81,7 @@ func (e *Engine) Exec(ctx context.Context, containerID string, spec engine.ExecS
 		select {
 		case <-ctx.Done():
 			return -1, fmt.Errorf("exec %s: %w", spec.Cmd[0], ctx.Err())
-		case <-time.After(5 * time.Millisecond):
+		case <-time.After(wait):
 		}
 	}
 	// A command that failed may not have read all its input; its exit code says more
