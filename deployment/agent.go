@@ -24,9 +24,9 @@ import (
 //
 // Its input is: the number of strings that follow, then the command's directory, its
 // environment (NAME=value) and its argv, each ended by a NUL; then a tar stream of
-// the files, unpacked into the work dir ($1). Its standard error carries agentCopied once
-// the files are in; what comes before it is the copy's error. After it come the
-// command's own standard error and its exit code.
+// the files, unpacked into the work dir ($1). Its standard error carries agentCopied
+// once the files are in; what comes before it is the copy's error, what follows it
+// the command's. The exec's exit code is the command's.
 const agentScript = `set -u
 IFS= read -r -d '' n || exit 111
 case "$n" in ''|*[!0-9]*) echo "agent: bad header" >&2; exit 111 ;; esac
@@ -138,9 +138,10 @@ func (a *agentProc) run(ctx context.Context, pack func(io.Writer) error, dir str
 	}()
 	mark := &copyMark{after: stderr}
 	var wg sync.WaitGroup
+	var outErr, errErr error
 	wg.Add(2)
-	go func() { defer wg.Done(); _, _ = io.Copy(stdout, a.stdout) }()
-	go func() { defer wg.Done(); _, _ = io.Copy(mark, a.stderr) }()
+	go func() { defer wg.Done(); outErr = drain(stdout, a.stdout) }()
+	go func() { defer wg.Done(); errErr = drain(mark, a.stderr) }()
 	select {
 	case <-a.ended:
 	case <-ctx.Done():
@@ -151,6 +152,9 @@ func (a *agentProc) run(ctx context.Context, pack func(io.Writer) error, dir str
 	}
 	wg.Wait()
 	end := a.end
+	if end.err == nil {
+		end.err = errors.Join(outErr, errErr)
+	}
 	if end.err != nil {
 		return -1, mark.at, end.err
 	}
@@ -162,6 +166,17 @@ func (a *agentProc) run(ctx context.Context, pack func(io.Writer) error, dir str
 		return end.code, mark.at, fmt.Errorf("copy project into container: exited %d: %s", end.code, lastLine(mark.before.String()))
 	}
 	return end.code, mark.at, nil
+}
+
+// drain copies r to w, and the rest of r nowhere once w fails: the agent's output
+// must be read to its end, or its exec never ends.
+func drain(w io.Writer, r io.Reader) error {
+	_, err := io.Copy(w, r)
+	if err != nil {
+		_, _ = io.Copy(io.Discard, r)
+		return fmt.Errorf("agent output: %w", err)
+	}
+	return nil
 }
 
 // copyMark splits the agent's standard error at agentCopied: what comes before is

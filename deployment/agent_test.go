@@ -151,3 +151,24 @@ func TestAgentRunStopsWithItsContext(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// A writer that fails (output past its limit) does not hold the agent up: the rest
+// of the output is read and dropped, and the run says why it failed.
+func TestAgentOutputPastItsWriterEnds(t *testing.T) {
+	dir := t.TempDir()
+	a := localAgent(t, dir)
+	full := &limitWriter{w: io.Discard, n: 1024}
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := a.run(context.Background(), packFiles(nil), dir, nil, []string{"sh", "-c", "head -c 1000000 /dev/zero >&2"}, io.Discard, full)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "agent output") {
+			t.Fatalf("err = %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the run did not end")
+	}
+}
