@@ -43,7 +43,8 @@ import (
 //	    built, deploying through a gateway in front of the running chain, as the
 //	    service's forge does (--unlocked, the gateway signing), one docker exec each;
 //	(d) the service, cold (its first deployment: image, chain, container, compile)
-//	    and warm, through its API, with a long-polling client (POST /deploy?wait=);
+//	    and warm, through its API, with a long-polling client (POST /deploy?wait=),
+//	    its warm runs taking turns with (c)'s;
 //	(e) the throughput of 20 queued deployments with 1 and with 2 workers.
 //
 // It prints each figure and the ratios, and writes them to docs/benchmarks.md (or
@@ -72,7 +73,15 @@ func BenchmarkSideBySide(b *testing.B) {
 	defer s.stop()
 	cold, seen := deployWaiting(b, s, req)
 	r.cold, r.coldSeen = float64(cold.Timings.Total), ms(seen)
+	// (c) and (d) warm take turns, so that a shared machine's drift weighs on both;
+	// each after the same pause, in which the pool's work after a job (the reset,
+	// the spare) is done and weighs on neither.
+	h := newByHand(b, s)
+	fl := newFloor(b, h, s)
 	for range runs {
+		time.Sleep(benchPause)
+		r.floor = append(r.floor, ms(fl.script(b)))
+		time.Sleep(benchPause)
 		j, seen := deployWaiting(b, s, req)
 		if !j.Cache.ImageHit || !j.Cache.ContainerReused || !j.Cache.CompileHit {
 			b.Fatalf("a warm deployment missed a cache: %+v", j.Cache)
@@ -84,16 +93,11 @@ func BenchmarkSideBySide(b *testing.B) {
 		r.phases = addPhases(r.phases, *j.Timings)
 	}
 
-	// (b) and (c), beside the service's chain.
-	h := newByHand(b, s)
+	fl.close()
+	// (b), beside the service's chain.
 	for range runs {
 		r.byHand = append(r.byHand, ms(h.fresh(b)))
 	}
-	fl := newFloor(b, h, s)
-	for range runs {
-		r.floor = append(r.floor, ms(fl.script(b)))
-	}
-	fl.close()
 	h.close()
 
 	// (a): the service with every cache off builds per request.
@@ -131,6 +135,9 @@ func BenchmarkSideBySide(b *testing.B) {
 	b.ReportMetric(median(r.warm)/median(r.floor), "warm/floor")
 	b.ReportMetric(median(r.warmSeen)/median(r.floor), "seen/floor")
 }
+
+// benchPause comes before each run of (c) and (d) warm.
+const benchPause = 300 * time.Millisecond
 
 func envInt(b *testing.B, name string, def int) int {
 	v := os.Getenv(name)
@@ -451,7 +458,7 @@ func (r sideBySide) String() string {
 func (r sideBySide) Markdown() string {
 	var sb strings.Builder
 	sb.WriteString("# Benchmarks\n\nWritten by `make bench` (BenchmarkSideBySide in e2e/bench_sidebyside_test.go); ")
-	sb.WriteString("every figure below comes from one run on one machine, one after the other: compare them as ratios.\n\n")
+	sb.WriteString("every figure below comes from one run on one machine, one after the other (the floor's runs and the warm deployments taking turns, each after a pause of 300 ms): compare them as ratios.\n\n")
 	fmt.Fprintf(&sb, "Machine: %s\n\n", machine())
 	fmt.Fprintf(&sb, "Project: examples/counter (forge script, one contract). Medians of %d runs ((a): up to 3).\n\n", r.runs)
 	sb.WriteString("| what | figure |\n| --- | --- |\n")
