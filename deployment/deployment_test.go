@@ -3,6 +3,7 @@ package deployment
 import (
 	"archive/tar"
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"context"
 	"encoding/json"
@@ -106,7 +107,9 @@ type fakeContainer struct {
 	released *bool
 
 	// The relay's pipes: requests go out on its stdout, answers come on its stdin.
+	// wmu orders the writes to its stdout.
 	relayOut io.Writer
+	wmu      sync.Mutex
 	answers  chan []byte
 	nextID   uint64
 }
@@ -118,7 +121,10 @@ func (c *fakeContainer) rpc(method string, params ...any) (json.RawMessage, erro
 	c.nextID++
 	body, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
 	frame, _ := json.Marshal(map[string]any{"id": c.nextID, "body": string(body)})
-	if _, err := c.relayOut.Write(append(frame, '\n')); err != nil {
+	c.wmu.Lock()
+	_, err := c.relayOut.Write(append(frame, '\n'))
+	c.wmu.Unlock()
+	if err != nil {
 		return nil, err
 	}
 	line, ok := <-c.answers
@@ -159,13 +165,23 @@ func (c *fakeContainer) Exec(ctx context.Context, spec engine.ExecSpec) (int, er
 		if _, err := io.WriteString(spec.Stdout, `{"ready":true}`+"\n"); err != nil {
 			return -1, err
 		}
-		// Until the worker closes the relay's input, as the real one does.
+		// Until the worker closes the relay's input, as the real one does; fences
+		// go back out in line with the requests.
 		in := bufio.NewReader(spec.Stdin)
 		for {
 			line, err := in.ReadBytes('\n')
 			if err != nil {
 				close(answers)
 				return 0, nil
+			}
+			if bytes.Contains(line, []byte(`"fence"`)) {
+				c.wmu.Lock()
+				_, err := spec.Stdout.Write(line)
+				c.wmu.Unlock()
+				if err != nil {
+					return -1, err
+				}
+				continue
 			}
 			answers <- line
 		}

@@ -121,12 +121,15 @@ func (j *job) startRelay(ctx context.Context) {
 	j.relay = link
 }
 
-// waitRelay waits until the relay listens.
+// waitRelay waits until the relay listens and passed back the job's fence.
 func (j *job) waitRelay(ctx context.Context) error {
 	start := time.Now()
 	defer func() { j.relayWait = time.Since(start) }()
+	j.relay.mu.Lock()
+	fenced := j.relay.fenced
+	j.relay.mu.Unlock()
 	select {
-	case <-j.relay.listening:
+	case <-fenced:
 		return nil
 	case <-j.relay.ended:
 		j.box.broken = true
@@ -165,10 +168,15 @@ type relayLink struct {
 	err       error
 	stop      context.CancelFunc
 
-	// h answers the requests of the job attached, in its ctx; none, nil.
-	mu   sync.Mutex
-	h    gateway.Handler
-	hctx context.Context
+	// h answers the requests of the job attached, in its ctx, once the relay passed
+	// back fence (fenced is closed then); before, and with none attached, requests
+	// are refused: they are an earlier job's.
+	mu     sync.Mutex
+	h      gateway.Handler
+	hctx   context.Context
+	fence  uint64
+	active bool
+	fenced chan struct{}
 }
 
 // launchRelay starts a relay with exec, which runs a command in the container, and
@@ -209,33 +217,71 @@ func launchRelay(exec func(context.Context, engine.ExecSpec) (int, error)) *rela
 	return l
 }
 
-// attach makes h answer the relay's requests, in ctx, until detach.
+// attach makes h answer, in ctx, the requests the relay reads from now on, until
+// detach: it sends the relay a fence, and what was sent before the relay passes it
+// back (an earlier job's requests, still on their way) is refused. waitRelay waits
+// for the fence.
 func (l *relayLink) attach(ctx context.Context, h gateway.Handler) {
 	l.mu.Lock()
-	l.h, l.hctx = h, ctx
+	l.fence++
+	n := l.fence
+	l.h, l.hctx, l.active, l.fenced = h, ctx, false, make(chan struct{})
 	l.mu.Unlock()
+	// A relay just started reads nothing yet: the job does not wait here for it.
+	go func() {
+		if err := gateway.WriteFence(l.in, n); err != nil {
+			// The relay is gone: the job sees it end.
+			l.stop()
+		}
+	}()
 }
 
 func (l *relayLink) detach() {
 	l.mu.Lock()
-	l.h, l.hctx = nil, nil
+	l.h, l.hctx, l.active = nil, nil, false
 	l.mu.Unlock()
 }
 
-// noJob answers a request that came when no job was attached: one its job, now
-// ended, left behind.
+// Fenced hears the relay pass back fence n: the job attached with it answers from now on.
+func (l *relayLink) Fenced(n uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if n == l.fence && l.h != nil && !l.active {
+		l.active = true
+		close(l.fenced)
+	}
+}
+
+// Current is who answers the request read now.
+func (l *relayLink) Current() gateway.Handler {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.active {
+		return refused{}
+	}
+	return bound{h: l.h, ctx: l.hctx}
+}
+
+// Handle is Current's answer; Serve asks Current itself, as it reads a request.
+func (l *relayLink) Handle(ctx context.Context, body []byte) []byte {
+	return l.Current().Handle(ctx, body)
+}
+
+// bound answers with a job's gateway, in the job's ctx.
+type bound struct {
+	h   gateway.Handler
+	ctx context.Context
+}
+
+func (b bound) Handle(_ context.Context, body []byte) []byte { return b.h.Handle(b.ctx, body) }
+
+// refused answers a request no job of the container may send: one an ended job
+// left behind, or one sent before the job's fence.
+type refused struct{}
+
 var noJob = []byte(`{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"no deployment is running in this container"}}`)
 
-// Handle answers a request with the attached job's gateway.
-func (l *relayLink) Handle(_ context.Context, body []byte) []byte {
-	l.mu.Lock()
-	h, ctx := l.h, l.hctx
-	l.mu.Unlock()
-	if h == nil {
-		return noJob
-	}
-	return h.Handle(ctx, body)
-}
+func (refused) Handle(context.Context, []byte) []byte { return noJob }
 
 // alive says the relay still runs.
 func (l *relayLink) alive() bool {

@@ -29,10 +29,29 @@ type Handler interface {
 	Handle(ctx context.Context, body []byte) []byte
 }
 
+// Switch is a Handler for a relay that serves a container's jobs in turn. Serve asks
+// it, as it reads each request, which Handler answers that request, and tells it each
+// fence the relay passed back (see WriteFence): the requests read after fence n were
+// sent after the relay got it.
+type Switch interface {
+	Handler
+	Current() Handler
+	Fenced(n uint64)
+}
+
 type frame struct {
 	ID    uint64 `json:"id,omitempty"`
 	Body  string `json:"body,omitempty"`
 	Ready bool   `json:"ready,omitempty"`
+	Fence uint64 `json:"fence,omitempty"`
+}
+
+// WriteFence sends the relay fence n, on its input: the relay refuses the requests
+// still pending and passes the fence back in line with the requests it sends.
+func WriteFence(w io.Writer, n uint64) error {
+	b, _ := json.Marshal(frame{Fence: n})
+	_, err := w.Write(append(b, '\n'))
+	return err
 }
 
 // maxConcurrent bounds the requests a relay has in flight at the gateway.
@@ -67,6 +86,18 @@ func Serve(ctx context.Context, h Handler, requests io.Reader, answers io.Writer
 			ready2()
 			continue
 		}
+		sw, switches := h.(Switch)
+		if f.Fence != 0 {
+			if switches {
+				sw.Fenced(f.Fence)
+			}
+			continue
+		}
+		// Who answers is decided as the request is read, in line with the fences.
+		target := h
+		if switches {
+			target = sw.Current()
+		}
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
@@ -76,7 +107,7 @@ func Serve(ctx context.Context, h Handler, requests io.Reader, answers io.Writer
 		go func(f frame) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			out := h.Handle(ctx, []byte(f.Body))
+			out := target.Handle(ctx, []byte(f.Body))
 			b, _ := json.Marshal(frame{ID: f.ID, Body: string(out)})
 			wmu.Lock()
 			defer wmu.Unlock()

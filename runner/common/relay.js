@@ -4,6 +4,10 @@
 // find their chain) and hands each request's body to the worker over standard
 // output, one JSON line each ({"id", "body"}); the worker's gateway answers on
 // standard input ({"id", "body"}). When the worker closes standard input, it exits.
+// The relay serves the jobs of its container in turn: the worker sends a fence
+// ({"fence": n}) as a job starts, and the relay refuses what is still pending and
+// passes the fence back in line with the requests, so that the worker knows which
+// requests were sent before it (an earlier job's) and which after.
 'use strict';
 const http = require('http');
 
@@ -36,8 +40,7 @@ const server = http.createServer((req, res) => {
 server.keepAliveTimeout = 60000;
 
 let buf = '';
-process.stdin.setEncoding('utf8');
-process.stdin.on('data', (d) => {
+const onInput = (d) => {
   buf += d;
   let i;
   while ((i = buf.indexOf('\n')) >= 0) {
@@ -49,13 +52,27 @@ process.stdin.on('data', (d) => {
     } catch (e) {
       continue;
     }
+    if (frame.fence) {
+      for (const res of pending.values()) {
+        res.writeHead(503);
+        res.end();
+      }
+      pending.clear();
+      send({ fence: frame.fence });
+      continue;
+    }
     const res = pending.get(frame.id);
     if (!res) continue;
     pending.delete(frame.id);
     res.writeHead(200, { 'Content-Type': 'application/json' });
     res.end(frame.body);
   }
-});
-process.stdin.on('end', () => process.exit(0));
+};
 
-server.listen(port, '127.0.0.1', () => send({ ready: true }));
+// Input is read once the relay listens: its first frame out is always ready.
+server.listen(port, '127.0.0.1', () => {
+  send({ ready: true });
+  process.stdin.setEncoding('utf8');
+  process.stdin.on('data', onInput);
+  process.stdin.on('end', () => process.exit(0));
+});
