@@ -87,14 +87,7 @@ func launchAgent(exec func(context.Context, engine.ExecSpec) (int, error)) *agen
 }
 
 // alive says the agent still waits.
-func (a *agentProc) alive() bool {
-	select {
-	case <-a.ended:
-		return false
-	default:
-		return true
-	}
-}
+func (a *agentProc) alive() bool { return !closed(a.ended) }
 
 // Close ends an agent no job used: without input it exits at once.
 func (a *agentProc) Close() error {
@@ -102,13 +95,29 @@ func (a *agentProc) Close() error {
 	// Its output is nobody's: drained, so that the exec can end.
 	go func() { _, _ = io.Copy(io.Discard, a.stdout) }()
 	go func() { _, _ = io.Copy(io.Discard, a.stderr) }()
-	select {
-	case <-a.ended:
-	case <-time.After(5 * time.Second):
-		a.stop()
-		<-a.ended
-	}
+	awaitEnd(a.ended, a.stop)
 	return nil
+}
+
+// closed says whether ch is closed.
+func closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// awaitEnd waits for an exec whose input was closed to end (ended), and ends it
+// (stop) if it has not within a few seconds.
+func awaitEnd(ended <-chan struct{}, stop context.CancelFunc) {
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		stop()
+		<-ended
+	}
 }
 
 // run sends the agent the files pack writes and the command (run in dir, with env),

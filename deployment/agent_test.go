@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/deployer-dev/deployer/engine"
+	"github.com/deployer-dev/deployer/internal/testenv"
 )
 
 // localAgent runs the agent's script on this machine, in dir instead of the
@@ -22,7 +23,7 @@ import (
 func localAgent(t *testing.T, dir string) *agentProc {
 	t.Helper()
 	if _, err := exec.LookPath("bash"); err != nil {
-		t.Skip("no bash here")
+		testenv.Missing(t, "bash")
 	}
 	return launchAgent(func(ctx context.Context, spec engine.ExecSpec) (int, error) {
 		args := append([]string{}, spec.Cmd[1:]...)

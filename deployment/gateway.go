@@ -175,7 +175,6 @@ type relayLink struct {
 	h      gateway.Handler
 	hctx   context.Context
 	fence  uint64
-	active bool
 	fenced chan struct{}
 }
 
@@ -225,7 +224,7 @@ func (l *relayLink) attach(ctx context.Context, h gateway.Handler) {
 	l.mu.Lock()
 	l.fence++
 	n := l.fence
-	l.h, l.hctx, l.active, l.fenced = h, ctx, false, make(chan struct{})
+	l.h, l.hctx, l.fenced = h, ctx, make(chan struct{})
 	l.mu.Unlock()
 	// A relay just started reads nothing yet: the job does not wait here for it.
 	go func() {
@@ -238,7 +237,7 @@ func (l *relayLink) attach(ctx context.Context, h gateway.Handler) {
 
 func (l *relayLink) detach() {
 	l.mu.Lock()
-	l.h, l.hctx, l.active = nil, nil, false
+	l.h, l.hctx = nil, nil
 	l.mu.Unlock()
 }
 
@@ -246,8 +245,7 @@ func (l *relayLink) detach() {
 func (l *relayLink) Fenced(n uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if n == l.fence && l.h != nil && !l.active {
-		l.active = true
+	if n == l.fence && l.h != nil && !closed(l.fenced) {
 		close(l.fenced)
 	}
 }
@@ -256,7 +254,7 @@ func (l *relayLink) Fenced(n uint64) {
 func (l *relayLink) Current() gateway.Handler {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !l.active {
+	if l.h == nil || !closed(l.fenced) {
 		return refused{}
 	}
 	return bound{h: l.h, ctx: l.hctx}
@@ -284,24 +282,12 @@ var noJob = []byte(`{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":
 func (refused) Handle(context.Context, []byte) []byte { return noJob }
 
 // alive says the relay still runs.
-func (l *relayLink) alive() bool {
-	select {
-	case <-l.ended:
-		return false
-	default:
-		return true
-	}
-}
+func (l *relayLink) alive() bool { return !closed(l.ended) }
 
 // Close ends the relay: closing its input ends it.
 func (l *relayLink) Close() error {
 	l.in.Close()
-	select {
-	case <-l.ended:
-	case <-time.After(5 * time.Second):
-		l.stop()
-		<-l.ended
-	}
+	awaitEnd(l.ended, l.stop)
 	return nil
 }
 
